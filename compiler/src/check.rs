@@ -1,0 +1,115 @@
+//! `keelson check`: load → lower → graph, plus the checks that need the
+//! filesystem (do referenced directories and files exist?). This is the one
+//! entry point every command that reads an estate goes through.
+
+use std::path::Path;
+
+use crate::diagnostic::{Code, Diagnostic, Diagnostics};
+use crate::error::Error;
+use crate::graph::{self, EstateGraph};
+use crate::load::{self, Loaded};
+use crate::lower;
+use crate::model::{Estate, Manifests, PolicySource};
+
+/// A checked estate: the model (when lowering got that far), its graph, and
+/// every diagnostic, sorted.
+#[derive(Debug)]
+pub struct Checked {
+    pub loaded: Loaded,
+    pub estate: Option<Estate>,
+    pub graph: Option<EstateGraph>,
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+impl Checked {
+    pub fn has_errors(&self) -> bool {
+        self.diagnostics.iter().any(|d| d.severity == crate::diagnostic::Severity::Error)
+    }
+
+    pub fn error_count(&self) -> usize {
+        self.diagnostics.iter().filter(|d| d.severity == crate::diagnostic::Severity::Error).count()
+    }
+}
+
+/// Checks the estate in a directory.
+pub fn check_dir(dir: &Path) -> Result<Checked, Error> {
+    let mut diags = Diagnostics::default();
+    let loaded = load::load_dir(dir, &mut diags)?;
+    Ok(check_loaded(loaded, diags, true))
+}
+
+/// Checks estate files already loaded. `probe_files` turns the filesystem
+/// checks on (off for in-memory estates in tests and fuzzing).
+pub fn check_loaded(loaded: Loaded, mut diags: Diagnostics, probe_files: bool) -> Checked {
+    let estate = lower::lower(&loaded, &mut diags);
+    let graph = estate.as_ref().map(|e| graph::build(e, &mut diags));
+    if probe_files {
+        if let Some(e) = &estate {
+            check_paths(e, &mut diags);
+        }
+    }
+    Checked { loaded, estate, graph, diagnostics: diags.into_sorted() }
+}
+
+fn check_paths(estate: &Estate, diags: &mut Diagnostics) {
+    for app in &estate.apps {
+        match &app.manifests {
+            Manifests::Directory(dir) if !dir.value.as_os_str().is_empty() => {
+                let full = estate.root.join(&dir.value);
+                if !full.is_dir() {
+                    diags.push(
+                        Diagnostic::error(Code::InvalidPath, dir.loc, format!("the manifest directory `{}` does not exist", dir.value.display()))
+                            .with_help(format!("create `{}` with the app's YAML, or fix the path (relative to the estate directory)", full.display())),
+                    );
+                } else if !has_yaml(&full) {
+                    diags.push(
+                        Diagnostic::error(Code::InvalidPath, dir.loc, format!("the manifest directory `{}` has no `.yaml` files", dir.value.display()))
+                            .with_help("put the app's Kubernetes manifests in it as `.yaml` or `.yml` files"),
+                    );
+                }
+            }
+            Manifests::Chart { values_file: Some(f), .. } => {
+                if !estate.root.join(&f.value).is_file() {
+                    diags.push(
+                        Diagnostic::error(Code::InvalidPath, f.loc, format!("the values file `{}` does not exist", f.value.display()))
+                            .with_help("fix the path; it is relative to the estate directory"),
+                    );
+                }
+            }
+            _ => {}
+        }
+    }
+    for policy in &estate.policies {
+        if let PolicySource::Path(p) = &policy.source.value {
+            if !estate.root.join(p).is_file() {
+                diags.push(
+                    Diagnostic::error(Code::InvalidPath, policy.source.loc, format!("the policy module `{}` does not exist", p.display()))
+                        .with_help("build it first (`cargo build --target wasm32-unknown-unknown --release`) or fix the path"),
+                );
+            }
+        }
+    }
+}
+
+fn has_yaml(dir: &Path) -> bool {
+    walk(dir).into_iter().any(|p| p.extension().is_some_and(|x| x == "yaml" || x == "yml"))
+}
+
+/// Every file under a directory, sorted; unreadable entries are skipped.
+pub fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else { continue };
+        for entry in entries.flatten() {
+            let p = entry.path();
+            match entry.file_type() {
+                Ok(t) if t.is_dir() => stack.push(p),
+                Ok(t) if t.is_file() => out.push(p),
+                _ => {}
+            }
+        }
+    }
+    out.sort();
+    out
+}
