@@ -53,7 +53,7 @@ fn write_document(doc: &KdlDocument, depth: usize, doc_leading: &str, mid_line: 
 /// the first one is the rest of the previous line, not a line of its own.
 fn trivia(text: &str, depth: usize, first_in_block: bool, mid_line: bool) -> String {
     let indent = INDENT.repeat(depth);
-    if text.contains("/*") || text.contains("/-") {
+    if has_block_or_slashdash(text) {
         let body = text.trim_matches(|c: char| c == '\n' || c == ' ' || c == '\t' || c == '\r');
         if body.is_empty() {
             return String::new();
@@ -67,6 +67,9 @@ fn trivia(text: &str, depth: usize, first_in_block: bool, mid_line: bool) -> Str
         s.push_str(&indent);
         s.push_str(body);
         s.push('\n');
+        if text.trim_end_matches([' ', '\t']).ends_with("\n\n") {
+            s.push('\n');
+        }
         return s;
     }
     let mut out = String::new();
@@ -98,6 +101,18 @@ fn trivia(text: &str, depth: usize, first_in_block: bool, mid_line: bool) -> Str
         out.push('\n');
     }
     out
+}
+
+/// Whether trivia holds a block comment or a slashdashed node, looking past
+/// `//` line comments (whose text may well contain `/*`).
+fn has_block_or_slashdash(text: &str) -> bool {
+    text.lines().any(|line| {
+        let code = line.trim_start();
+        if code.starts_with("//") {
+            return false;
+        }
+        code.contains("/*") || code.contains("/-")
+    })
 }
 
 fn write_node(node: &KdlNode, depth: usize, out: &mut String) {

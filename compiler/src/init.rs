@@ -12,8 +12,9 @@ pub const STARTER: &str = r#"// A keelson estate: the whole Argo CD setup this r
 // The GitOps repository keelson generates. Argo CD reads it; keelson writes it.
 repo "https://github.com/acme/gitops.git" branch="main"
 
-// Which Argo CD Image Updater release runs in-cluster (1.0.x to 1.3.x).
-image-updater version="1.3.0" chart-version="1.1.0"
+// Which Argo CD Image Updater release runs in-cluster (1.x), and the
+// `argocd-image-updater` Helm chart version that ships it.
+image-updater version="1.2.2" chart-version="1.2.4"
 
 // A site is one Argo CD instance and the clusters it deploys to.
 site "lab" {

@@ -316,7 +316,8 @@ fn parse_single(c: &str) -> Result<Single, ConstraintError> {
 }
 
 impl Constraint {
-    /// `semver.NewConstraint`. Image Updater treats an empty constraint as `*`.
+    /// `semver.NewConstraint`. Like upstream it rejects `""`; Image Updater
+    /// itself treats a missing constraint as `*`, and so do keelson's callers.
     pub fn parse(c: &str) -> Result<Constraint, ConstraintError> {
         let rewritten = rewrite_range(c);
         let mut groups = Vec::new();
@@ -495,7 +496,9 @@ mod tests {
         assert!(!ok(">1.1", "1.1.5") && ok(">1.1", "1.2.0"));
         assert!(ok("1.2.3", "1.2.3") && !ok("1.2.3", "1.2.4"));
         assert!(ok(">= 1.2, < 2 || 3.x", "3.4.0"));
-        assert!(ok("*", "9.9.9") && ok("", "9.9.9"));
+        assert!(ok("*", "9.9.9") && ok("1.x.3x", "1.7.0"));
+        // Upstream's NewConstraint rejects ""; Image Updater substitutes `*`.
+        assert!(Constraint::parse("").is_err());
     }
 
     #[test]
@@ -508,7 +511,7 @@ mod tests {
 
     #[test]
     fn invalid_constraints() {
-        for bad in ["latest", "stable", ">=", "1.x.3x", "^1.2.3.4", "~> >1"] {
+        for bad in ["latest", "stable", ">=", "^1.2.3.4", "~> >1", "1.2 ||", "a.b"] {
             assert!(Constraint::parse(bad).is_err(), "{bad} should be invalid");
         }
     }

@@ -381,10 +381,20 @@ impl<'a> Lowerer<'a, '_> {
                 let argocd_name = cx.prop_str(cnode, "argocd-name").map(|n| n.value);
                 let mut labels = BTreeMap::new();
                 for lnode in cx.children(cnode, "labels").collect::<Vec<_>>() {
-                    cx.check_shape(lnode, "`labels`", &Shape { args: 0, props: &[], children: Some(&[]) });
+                    cx.check_shape(lnode, "`labels`", &Shape { args: 0, props: read::ANY_PROPS, children: Some(&[]) });
+                    if lnode.entries().iter().all(|e| e.name().is_none()) {
+                        let ll = cx.name_loc(lnode);
+                        cx.warning(Code::MissingValue, ll, "`labels` has no labels").help =
+                            Some("write them as properties: `labels role=\"gitops\"`".into());
+                    }
                     for e in lnode.entries() {
                         if let Some(k) = e.name() {
                             let key = k.value().to_string();
+                            if let Err(why) = rules::label_key(&key) {
+                                let el = cx.loc(e.span());
+                                cx.error(Code::InvalidName, el, format!("`{key}` is not a valid label key: {why}")).help =
+                                    Some("label keys are `[prefix/]name`, the name up to 63 letters, digits, `-`, `_` and `.`".into());
+                            }
                             if let Some(v) = cx.entry_str(e, &format!("the label `{key}`")) {
                                 labels.insert(key, v.value);
                             }
@@ -1425,6 +1435,7 @@ fn lower_image(cx: &mut Cx<'_>, node: &KdlNode, estate: &Estate, names: &AllName
     let constraint = cx.prop_str(node, "constraint");
     let mut semver_constraint = None;
     match (strategy.value, &constraint) {
+        (Strategy::Semver, Some(c)) if c.value.trim().is_empty() => semver_constraint = Constraint::parse("*").ok(),
         (Strategy::Semver, Some(c)) => match Constraint::parse(&c.value) {
             Ok(parsed) => semver_constraint = Some(parsed),
             Err(e) => {
@@ -1433,7 +1444,7 @@ fn lower_image(cx: &mut Cx<'_>, node: &KdlNode, estate: &Estate, names: &AllName
                 );
             }
         },
-        (Strategy::Semver, None) => semver_constraint = Constraint::parse("").ok(),
+        (Strategy::Semver, None) => semver_constraint = Constraint::parse("*").ok(),
         (Strategy::Digest, None) => {
             let al = alias.loc;
             cx.error(Code::MissingValue, al, "the `digest` strategy needs the tag to track").help =

@@ -12,6 +12,9 @@ pub struct Cx<'d> {
     pub diags: &'d mut Diagnostics,
 }
 
+/// `props` value for nodes whose properties are free-form (labels).
+pub const ANY_PROPS: &[&str] = &["*"];
+
 /// What a node accepts. Children listed here are checked for unknown names.
 pub struct Shape<'a> {
     pub args: usize,
@@ -77,7 +80,7 @@ impl Cx<'_> {
                 Some(key) => {
                     let key_name = key.value();
                     let loc = self.loc(entry.span());
-                    if !shape.props.contains(&key_name) {
+                    if shape.props != ANY_PROPS && !shape.props.contains(&key_name) {
                         let d = self.error(
                             Code::UnknownProperty,
                             loc,

@@ -50,6 +50,26 @@ pub fn dns1123_subdomain(s: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// A Kubernetes label key: an optional DNS subdomain prefix and `/`, then a
+/// name of up to 63 alphanumerics, `-`, `_` and `.`, alphanumeric at both ends.
+pub fn label_key(key: &str) -> Result<(), String> {
+    let (prefix, name) = match key.rsplit_once('/') {
+        Some((p, n)) => (Some(p), n),
+        None => (None, key),
+    };
+    if let Some(p) = prefix {
+        dns1123_subdomain(p).map_err(|why| format!("its prefix is invalid: {why}"))?;
+    }
+    if name.is_empty() || name.len() > 63 {
+        return Err("its name must be 1 to 63 characters".into());
+    }
+    let ok = |c: char| c.is_ascii_alphanumeric();
+    if !name.chars().all(|c| ok(c) || "-_.".contains(c)) || !name.starts_with(ok) || !name.ends_with(ok) {
+        return Err("it has characters other than letters, digits, `-`, `_` and `.`, or does not start and end with a letter or digit".into());
+    }
+    Ok(())
+}
+
 /// A lowercase, hyphenated suggestion for an invalid name.
 pub fn suggest_name(s: &str) -> String {
     let mut out: String = s
@@ -97,24 +117,24 @@ pub fn git_url(s: &str) -> Result<(), String> {
     url(s, &["https", "http", "ssh", "git"])
 }
 
-static NS_NAME: &str = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?";
+static NS_NAME: &str = r"[a-z0-9](?:[-a-z0-9]*[a-z0-9])?";
 
 /// Parses a credentials reference in one of Image Updater's four forms.
 pub fn credential_ref(s: &str) -> Result<CredentialRef, String> {
     static PULLSECRET: LazyLock<Regex> =
-        LazyLock::new(|| Regex::new(&format!(r"^pullsecret:({NS_NAME})/({NS_NAME}(\.{NS_NAME})*)$")).expect("re"));
+        LazyLock::new(|| Regex::new(&format!(r"^pullsecret:({NS_NAME})/({NS_NAME}(?:\.{NS_NAME})*)$")).expect("re"));
     static SECRET: LazyLock<Regex> = LazyLock::new(|| {
-        Regex::new(&format!(r"^secret:({NS_NAME})/({NS_NAME}(\.{NS_NAME})*)#([-._a-zA-Z0-9]+)$")).expect("re")
+        Regex::new(&format!(r"^secret:({NS_NAME})/({NS_NAME}(?:\.{NS_NAME})*)#([-._a-zA-Z0-9]+)$")).expect("re")
     });
     static ENV: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^env:([A-Za-z_][A-Za-z0-9_]*)$").expect("re"));
     if let Some(c) = PULLSECRET.captures(s) {
-        return Ok(CredentialRef::PullSecret { namespace: c[1].to_string(), name: c[3].to_string() });
+        return Ok(CredentialRef::PullSecret { namespace: c[1].to_string(), name: c[2].to_string() });
     }
     if let Some(c) = SECRET.captures(s) {
         return Ok(CredentialRef::Secret {
             namespace: c[1].to_string(),
-            name: c[3].to_string(),
-            field: c[6].to_string(),
+            name: c[2].to_string(),
+            field: c[3].to_string(),
         });
     }
     if let Some(c) = ENV.captures(s) {

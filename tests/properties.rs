@@ -1,0 +1,173 @@
+//! Property tests: thousands of random and mutated estates through `check`
+//! and `fmt`. `check` must never panic, and every diagnostic it reports must
+//! point at real text in a real file. `fmt` must keep meaning and comments,
+//! and be idempotent.
+
+use std::path::{Path, PathBuf};
+
+use keelson::check::check_loaded;
+use keelson::diagnostic::{Diagnostics, Format, render};
+use keelson::load::load_sources;
+use keelson_tests::{repo_root, subdirs};
+use proptest::prelude::*;
+
+/// The text of every example and corpus estate: the seeds mutations start from.
+fn seed_files() -> Vec<String> {
+    let root = repo_root();
+    let mut out = Vec::new();
+    for base in ["examples", "tests/estates"] {
+        for dir in subdirs(&root.join(base)) {
+            for f in keelson::check::walk(&dir) {
+                if f.extension().is_some_and(|x| x == "kdl") {
+                    out.push(std::fs::read_to_string(&f).expect("readable seed"));
+                }
+            }
+        }
+    }
+    out.push(keelson::init::STARTER.to_string());
+    out
+}
+
+/// Runs `check` on in-memory files and asserts the invariants.
+fn check_invariants(files: Vec<String>) {
+    let named: Vec<(String, PathBuf, String)> = files
+        .into_iter()
+        .enumerate()
+        .map(|(i, t)| (format!("f{i}.kdl"), PathBuf::from(format!("/estate/f{i}.kdl")), t))
+        .collect();
+    let mut diags = Diagnostics::default();
+    let loaded = load_sources(Path::new("/estate"), named, &mut diags);
+    let checked = check_loaded(loaded, diags, false);
+    for d in &checked.diagnostics {
+        for label in std::iter::once(&d.primary).chain(&d.secondary) {
+            let text = &checked.loaded.sources.get(label.loc.file).text;
+            assert!(
+                label.loc.offset + label.loc.len <= text.len(),
+                "diagnostic `{}` points past the end of its file",
+                d.message
+            );
+        }
+        assert!(!d.message.is_empty());
+    }
+    // Every renderer copes with whatever was reported.
+    for format in [Format::Human, Format::Concise, Format::Json, Format::Github] {
+        let _ = render(&checked.diagnostics, &checked.loaded.sources, format, false);
+    }
+    let _ = keelson::diagnostic::render_narrated(&checked.diagnostics, &checked.loaded.sources);
+}
+
+/// KDL-ish tokens that keelson estates are made of, to build random estates.
+fn token() -> impl Strategy<Value = String> {
+    prop_oneof![
+        Just("repo".to_string()), Just("site".to_string()), Just("cluster".to_string()),
+        Just("registry".to_string()), Just("policy".to_string()), Just("stage".to_string()),
+        Just("app".to_string()), Just("project".to_string()), Just("image".to_string()),
+        Just("deploy".to_string()), Just("depends-on".to_string()), Just("promote-from".to_string()),
+        Just("write-back".to_string()), Just("layout".to_string()), Just("sync".to_string()),
+        Just("template".to_string()), Just("manifests".to_string()), Just("chart".to_string()),
+        Just("{".to_string()), Just("}".to_string()), Just("\n".to_string()), Just(";".to_string()),
+        Just("#true".to_string()), Just("#null".to_string()), Just("\"\"\"\n  a: b\n  \"\"\"".to_string()),
+        "[a-z]{1,8}=\"[a-z0-9:/.{}^~*-]{0,12}\"".prop_map(|s| s),
+        "\"[a-zA-Z0-9 :/._{}^~*#@-]{0,16}\"".prop_map(|s| s),
+        "[a-z][a-z-]{0,10}".prop_map(|s| s),
+        "-?[0-9]{1,20}".prop_map(|s| s),
+    ]
+}
+
+fn random_estate() -> impl Strategy<Value = String> {
+    prop::collection::vec(token(), 0..120).prop_map(|t| t.join(" "))
+}
+
+#[derive(Debug, Clone)]
+enum Mutation {
+    Delete { at: usize, len: usize },
+    Insert { at: usize, text: String },
+    Duplicate { at: usize, len: usize },
+    Swap { a: usize, b: usize },
+}
+
+fn mutation() -> impl Strategy<Value = Mutation> {
+    prop_oneof![
+        (any::<usize>(), 1usize..40).prop_map(|(at, len)| Mutation::Delete { at, len }),
+        (any::<usize>(), token()).prop_map(|(at, text)| Mutation::Insert { at, text }),
+        (any::<usize>(), 1usize..200).prop_map(|(at, len)| Mutation::Duplicate { at, len }),
+        (any::<usize>(), any::<usize>()).prop_map(|(a, b)| Mutation::Swap { a, b }),
+    ]
+}
+
+fn boundary(s: &str, i: usize) -> usize {
+    let mut i = i % (s.len() + 1);
+    while !s.is_char_boundary(i) {
+        i -= 1;
+    }
+    i
+}
+
+fn apply(mut s: String, m: &Mutation) -> String {
+    match m {
+        Mutation::Delete { at, len } => {
+            let a = boundary(&s, *at);
+            let b = boundary(&s, (a + len).min(s.len()));
+            s.replace_range(a..b.max(a), "");
+        }
+        Mutation::Insert { at, text } => {
+            let a = boundary(&s, *at);
+            s.insert_str(a, text);
+        }
+        Mutation::Duplicate { at, len } => {
+            let a = boundary(&s, *at);
+            let b = boundary(&s, (a + len).min(s.len())).max(a);
+            let chunk = s[a..b].to_string();
+            s.insert_str(b, &chunk);
+        }
+        Mutation::Swap { a, b } => {
+            let lines: Vec<&str> = s.lines().collect();
+            if lines.len() > 1 {
+                let (i, j) = (a % lines.len(), b % lines.len());
+                let mut lines: Vec<String> = lines.into_iter().map(String::from).collect();
+                lines.swap(i, j);
+                s = lines.join("\n");
+            }
+        }
+    }
+    s
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 2000, failure_persistence: None, ..ProptestConfig::default() })]
+
+    #[test]
+    fn random_estates_never_panic(files in prop::collection::vec(random_estate(), 1..3)) {
+        check_invariants(files);
+    }
+
+    #[test]
+    fn mutated_estates_never_panic(seed in any::<prop::sample::Index>(), muts in prop::collection::vec(mutation(), 1..6)) {
+        let seeds = seed_files();
+        let mut text = seeds[seed.index(seeds.len())].clone();
+        for m in &muts {
+            text = apply(text, m);
+        }
+        check_invariants(vec![text]);
+    }
+
+    #[test]
+    fn fmt_keeps_meaning_and_is_idempotent(seed in any::<prop::sample::Index>(), muts in prop::collection::vec(mutation(), 0..3)) {
+        let seeds = seed_files();
+        let mut text = seeds[seed.index(seeds.len())].clone();
+        for m in &muts {
+            text = apply(text, m);
+        }
+        if let Ok(formatted) = keelson::fmt::format_source(&text) {
+            let mut before = kdl::KdlDocument::parse_v2(&text).expect("format_source parsed it");
+            let mut after = kdl::KdlDocument::parse_v2(&formatted)
+                .unwrap_or_else(|e| panic!("formatted text does not parse: {e:?}\n---\n{formatted}"));
+            before.clear_format_recursive();
+            after.clear_format_recursive();
+            prop_assert_eq!(before.to_string(), after.to_string(), "formatting changed meaning:\n{}", formatted);
+            prop_assert_eq!(text.matches("//").count(), formatted.matches("//").count(), "a comment was lost:\n{}", formatted);
+            let again = keelson::fmt::format_source(&formatted).expect("formatted text parses");
+            prop_assert_eq!(&again, &formatted, "formatting is not idempotent");
+        }
+    }
+}
