@@ -59,7 +59,7 @@ fn check_paths(estate: &Estate, diags: &mut Diagnostics) {
                 if !full.is_dir() {
                     diags.push(
                         Diagnostic::error(Code::InvalidPath, dir.loc, format!("the manifest directory `{}` does not exist", dir.value.display()))
-                            .with_help(format!("create `{}` with the app's YAML, or fix the path (relative to the estate directory)", full.display())),
+                            .with_help("create it with the app's YAML, or fix the path (it is relative to the estate directory)"),
                     );
                 } else if !has_yaml(&full) {
                     diags.push(

@@ -35,6 +35,9 @@ pub fn format_source(text: &str) -> Result<String, kdl::KdlError> {
 /// of a line.
 fn write_document(doc: &KdlDocument, depth: usize, doc_leading: &str, mid_line: bool, out: &mut String) {
     let mut after_newline = !mid_line;
+    if doc.nodes().is_empty() {
+        out.push_str(&trivia(doc_leading, depth, true, mid_line));
+    }
     for (i, node) in doc.nodes().iter().enumerate() {
         let leading = node.format().map_or("", |f| f.leading.as_str());
         let leading = if i == 0 { format!("{doc_leading}{leading}") } else { leading.to_string() };
@@ -147,13 +150,20 @@ fn write_node(node: &KdlNode, depth: usize, out: &mut String) {
             out.push('}');
         }
     }
-    // A comment after the node on the same line.
+    // A comment after the node. After a closing `}` the parser reads a
+    // same-line comment as the next node's leading trivia once reprinted, so
+    // the stable place for it is its own line.
     if let Some(f) = fmt {
         for part in [f.before_terminator.as_str(), f.terminator.as_str(), f.trailing.as_str()] {
-            let t = part.trim();
-            if !t.is_empty() && t != ";" {
-                out.push(' ');
-                out.push_str(t.trim_start_matches(';').trim());
+            let t = part.trim().trim_start_matches(';').trim();
+            if !t.is_empty() {
+                if node.children().is_some() {
+                    out.push('\n');
+                    out.push_str(&indent);
+                } else {
+                    out.push(' ');
+                }
+                out.push_str(t);
             }
         }
     }

@@ -533,9 +533,13 @@ impl<'a> Lowerer<'a, '_> {
                 continue;
             };
             let loc = cx.node_loc(node);
-            let Some(src) = cx.req_prop_str(node, "source", "\"stdlib:deny-mutable-tags\"") else { continue };
+            // Once declared, a policy must be kept (its id is already in use
+            // by references), so a missing source becomes a placeholder.
+            let src = cx
+                .req_prop_str(node, "source", "\"stdlib:deny-mutable-tags\"")
+                .unwrap_or_else(|| Spanned::new("stdlib:".to_string(), loc));
             let source = if let Some(std_name) = src.value.strip_prefix("stdlib:") {
-                if !STDLIB_POLICIES.contains(&std_name) {
+                if !STDLIB_POLICIES.contains(&std_name) && !std_name.is_empty() {
                     let help = suggest(std_name, STDLIB_POLICIES).map_or_else(
                         || format!("the standard policies are: {}", STDLIB_POLICIES.join(", ")),
                         |s| format!("did you mean `stdlib:{s}`?"),
@@ -623,12 +627,9 @@ impl<'a> Lowerer<'a, '_> {
             let write_back = lower_write_back(&mut cx, node, promote.is_some(), iu);
             let source = match (promote, from) {
                 (Some(_), Some(from)) => StageSource::Promotion { from, gates },
-                (Some(p), None) => {
-                    // The reference was reported; keep the stage a promotion
-                    // stage pointing at itself so the graph stays well-formed.
-                    let own = StageId(out.len() as u32);
-                    StageSource::Promotion { from: Spanned::new(own, cx.node_loc(p)), gates }
-                }
+                // The upstream did not resolve (reported); treat the stage as
+                // tracking nothing further rather than inventing an edge.
+                (Some(_), None) => StageSource::Registry { filters: Vec::new() },
                 (None, _) => StageSource::Registry { filters },
             };
             out.push(Stage { name, source, write_back, loc });
@@ -717,9 +718,6 @@ impl<'a> Lowerer<'a, '_> {
             for d in &app.deployments {
                 let stage = estate.stage(d.stage.value);
                 if let StageSource::Promotion { from, .. } = &stage.source {
-                    if from.value == d.stage.value {
-                        continue; // an unresolved upstream, already reported
-                    }
                     if !app.deployments.iter().any(|o| o.stage.value == from.value) {
                         let upstream = &estate.stage(from.value).name.value;
                         self.diags.push(

@@ -1,0 +1,89 @@
+//! `cargo run --release -p keelson-bench -- [check] [--apps N,N,…] [--runs R]`
+//!
+//! For each size, generates an estate of N apps × 3 stages and reports the
+//! median wall time of `keelson check` beside two baselines measured in the
+//! same run on the same files: reading every file (the I/O floor) and parsing
+//! every file with the `kdl` crate alone (the parser floor). Results are a
+//! Markdown table; the ratios are what to compare across machines.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use keelson_bench::{Shape, generate};
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+fn time<T>(runs: usize, mut f: impl FnMut() -> T) -> Duration {
+    let _ = f(); // warm the page cache and allocator
+    median((0..runs).map(|_| {
+        let t = Instant::now();
+        std::hint::black_box(f());
+        t.elapsed()
+    }).collect())
+}
+
+fn kdl_files(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut v: Vec<_> = std::fs::read_dir(dir).unwrap().flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "kdl")).collect();
+    v.sort();
+    v
+}
+
+fn fmt_ms(d: Duration) -> String {
+    format!("{:.1} ms", d.as_secs_f64() * 1000.0)
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut sizes = vec![100usize, 1_000, 10_000];
+    let mut runs = 5usize;
+    let mut i = 0;
+    while i < args.len() {
+        match args[i].as_str() {
+            "check" => {}
+            "--apps" => {
+                i += 1;
+                sizes = args[i].split(',').map(|s| s.parse().expect("--apps takes numbers")).collect();
+            }
+            "--runs" => {
+                i += 1;
+                runs = args[i].parse().expect("--runs takes a number");
+            }
+            other => panic!("unknown argument {other}; usage: keelson-bench [check] [--apps N,N] [--runs R]"),
+        }
+        i += 1;
+    }
+    let base = std::env::temp_dir().join(format!("keelson-bench-{}", std::process::id()));
+    println!("| apps × stages | estate | read files | kdl parse | keelson check | check ÷ read | check ÷ parse |");
+    println!("|---|---|---|---|---|---|---|");
+    for n in sizes {
+        let dir = base.join(format!("n{n}"));
+        generate(&dir, Shape { apps: n, clusters: 3, apps_per_file: 100 }).expect("writing the estate");
+        let files = kdl_files(&dir);
+        let bytes: u64 = files.iter().map(|f| std::fs::metadata(f).unwrap().len()).sum();
+        let read = time(runs, || files.iter().map(|f| std::fs::read_to_string(f).unwrap().len()).sum::<usize>());
+        let texts: Vec<String> = files.iter().map(|f| std::fs::read_to_string(f).unwrap()).collect();
+        let parse = time(runs, || {
+            files.iter().map(|f| kdl::KdlDocument::parse_v2(&std::fs::read_to_string(f).unwrap()).unwrap().nodes().len()).sum::<usize>()
+        });
+        drop(texts);
+        let check = time(runs, || {
+            let c = keelson::check::check_dir(&dir).expect("check runs");
+            assert!(!c.has_errors(), "the generated estate must be valid");
+            c.diagnostics.len()
+        });
+        println!(
+            "| {n} × 3 | {} files, {:.1} MiB | {} | {} | {} | {:.1}× | {:.2}× |",
+            files.len(),
+            bytes as f64 / (1024.0 * 1024.0),
+            fmt_ms(read),
+            fmt_ms(parse),
+            fmt_ms(check),
+            check.as_secs_f64() / read.as_secs_f64(),
+            check.as_secs_f64() / parse.as_secs_f64(),
+        );
+    }
+    let _ = std::fs::remove_dir_all(&base);
+}
