@@ -81,7 +81,8 @@ fn check_paths(estate: &Estate, diags: &mut Diagnostics) {
     }
     for policy in &estate.policies {
         if let PolicySource::Path(p) = &policy.source.value {
-            if !estate.root.join(p).is_file() {
+            // A path that is not a `.wasm` module was reported by lowering.
+            if p.extension().is_some_and(|x| x == "wasm") && !estate.root.join(p).is_file() {
                 diags.push(
                     Diagnostic::error(Code::InvalidPath, policy.source.loc, format!("the policy module `{}` does not exist", p.display()))
                         .with_help("build it first (`cargo build --target wasm32-unknown-unknown --release`) or fix the path"),

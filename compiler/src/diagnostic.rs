@@ -234,6 +234,10 @@ impl Diagnostics {
         self.items.push(d);
     }
 
+    pub fn iter_mut(&mut self) -> impl Iterator<Item = &mut Diagnostic> {
+        self.items.iter_mut()
+    }
+
     pub fn last_mut(&mut self) -> Option<&mut Diagnostic> {
         self.items.last_mut()
     }

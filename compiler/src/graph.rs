@@ -204,7 +204,21 @@ fn report_cycles(
         let mut path: Vec<String> = hops.iter().map(|(n, _)| format!("`{}`", name_of(graph[*n]))).collect();
         path.push(format!("`{}`", name_of(graph[start])));
         let path = path.join(" → ");
-        let mut d = Diagnostic::error(Code::Cycle, hops[0].1.loc, format!("{what}: {path}")).with_help(help(&path));
+        let message = if hops.len() == 1 {
+            let name = name_of(graph[start]);
+            match kind {
+                EdgeKind::DependsOn => format!("app `{name}` depends on itself"),
+                _ => format!("stage `{name}` promotes from itself"),
+            }
+        } else {
+            format!("{what}: {path}")
+        };
+        let help_text = if hops.len() == 1 {
+            "remove this reference: nothing can come before itself".to_string()
+        } else {
+            help(&path)
+        };
+        let mut d = Diagnostic::error(Code::Cycle, hops[0].1.loc, message).with_help(help_text);
         for (n, e) in hops.iter().skip(1) {
             d = d.with_secondary(e.loc, format!("`{}` continues the cycle here", name_of(graph[*n])));
         }

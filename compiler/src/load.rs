@@ -95,9 +95,14 @@ fn report_syntax(file: FileId, err: kdl::KdlError, diags: &mut Diagnostics) {
                 .with_help("see https://kdl.dev for the syntax"),
         );
     }
-    for d in err.diagnostics {
+    for mut d in err.diagnostics {
         let message = d.message.unwrap_or_else(|| "invalid KDL".to_string());
+        let spanned = text_at(&d.input, d.span);
+        let kdl1 = matches!(spanned, "true" | "false" | "null");
         let mut diag = Diagnostic::error(Code::Syntax, Loc::new(file, d.span), message);
+        if kdl1 {
+            d.help = Some(format!("KDL 2 writes `#{spanned}`; keelson estates are KDL 2"));
+        }
         if let Some(label) = d.label {
             diag = diag.with_label(label);
         }
@@ -106,4 +111,10 @@ fn report_syntax(file: FileId, err: kdl::KdlError, diags: &mut Diagnostics) {
         );
         diags.push(diag);
     }
+}
+
+fn text_at(text: &str, span: miette::SourceSpan) -> &str {
+    let start = span.offset().min(text.len());
+    let end = (span.offset() + span.len()).min(text.len());
+    text.get(start..end).unwrap_or("").trim()
 }

@@ -65,7 +65,35 @@ pub fn lower(loaded: &Loaded, diags: &mut Diagnostics) -> Option<Estate> {
     let first_file = loaded.files.first()?.file;
     let mut l = Lowerer { diags, decls: Decls::default() };
     l.collect(loaded);
-    Some(l.lower_estate(loaded, first_file))
+    let estate = l.lower_estate(loaded, first_file);
+    note_skipped_files(loaded, diags);
+    Some(estate)
+}
+
+/// Files with syntax errors are left out of lowering, so what they define is
+/// missing. Rather than hide those follow-on errors, each says so.
+fn note_skipped_files(loaded: &Loaded, diags: &mut Diagnostics) {
+    let skipped: Vec<&str> = loaded
+        .sources
+        .iter()
+        .filter(|(id, _)| !loaded.files.iter().any(|f| f.file == *id))
+        .map(|(_, f)| f.name.as_str())
+        .collect();
+    if skipped.is_empty() {
+        return;
+    }
+    let names = skipped.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ");
+    for d in diags.iter_mut() {
+        let follow_on = matches!(
+            d.code,
+            Code::UnknownSite | Code::UnknownCluster | Code::UnknownRegistry | Code::UnknownPolicy
+                | Code::UnknownStage | Code::UnknownApp | Code::UnknownProject
+        ) || (d.code == Code::MissingValue && d.message == "the estate has no `repo`");
+        if follow_on {
+            let help = d.help.take().unwrap_or_default();
+            d.help = Some(format!("{help} (note: {names} could not be parsed and was skipped; it may define this)"));
+        }
+    }
 }
 
 #[derive(Default)]
@@ -541,7 +569,7 @@ impl<'a> Lowerer<'a, '_> {
             let source = if let Some(std_name) = src.value.strip_prefix("stdlib:") {
                 if !STDLIB_POLICIES.contains(&std_name) && !std_name.is_empty() {
                     let help = suggest(std_name, STDLIB_POLICIES).map_or_else(
-                        || format!("the standard policies are: {}", STDLIB_POLICIES.join(", ")),
+                        || format!("the standard policies are: {}", STDLIB_POLICIES.iter().map(|p| format!("`{p}`")).collect::<Vec<_>>().join(", ")),
                         |s| format!("did you mean `stdlib:{s}`?"),
                     );
                     cx.error(Code::UnknownPolicy, src.loc, format!("there is no standard policy `{std_name}`")).help = Some(help);
@@ -613,7 +641,7 @@ impl<'a> Lowerer<'a, '_> {
                 for g in cx.children(node, "gate").collect::<Vec<_>>() {
                     let gl = cx.name_loc(g);
                     cx.error(Code::Conflict, gl, "`gate` needs `promote-from`").help = Some(
-                        "gates decide promotion from an upstream stage; for registry tags use `filter`, or add `promote-from \"dev\"`".into(),
+                        "gates decide promotion from an upstream stage; for registry tags use `filter`, or add `promote-from \"<upstream stage>\"`".into(),
                     );
                 }
             } else {
@@ -730,7 +758,7 @@ impl<'a> Lowerer<'a, '_> {
                                 ),
                             )
                             .with_secondary(from.loc, "promotes from here")
-                            .with_help(format!("add `deploy \"{upstream}\" …` to the app, or pin its images in this stage")),
+                            .with_help(format!("add `deploy \"{upstream}\" …` to the app, or move it to a stage that takes images from the registry")),
                         );
                     }
                 }
@@ -783,12 +811,16 @@ impl<'a> Lowerer<'a, '_> {
                 claim(self.diags, file, d.loc, format!("the Application of {who}"), &layout.application);
                 claim(self.diags, layout.overlay.render(&vars), d.loc, format!("the overlay of {who}"), &layout.overlay);
                 let app_name = layout.name.render(&vars);
-                if let Err(why) = rules::dns1123_subdomain(&app_name) {
-                    self.diags.push(
-                        Diagnostic::error(Code::InvalidName, d.loc, format!("the Application name `{app_name}` of {who} is invalid: {why}"))
-                            .with_secondary(layout_loc(&layout.name), "the layout's `name`")
-                            .with_help("Application names must be lowercase DNS-1123 subdomains"),
-                    );
+                let parts_valid = [&app.name.value, &stage.name.value, &cluster.name.value, &site.name.value]
+                    .iter()
+                    .all(|n| rules::dns1123_label(n).is_ok());
+                if let (true, Err(why)) = (parts_valid, rules::dns1123_subdomain(&app_name)) {
+                    let mut d = Diagnostic::error(Code::InvalidName, d.loc, format!("the Application name `{app_name}` of {who} is invalid: {why}"))
+                        .with_help("Application names must be lowercase DNS-1123 subdomains of at most 253 characters; shorten the layout's `name`");
+                    if let Some(l) = layout.name.loc {
+                        d = d.with_secondary(l, "the layout's `name`");
+                    }
+                    self.diags.push(d);
                 } else if RESERVED_APP_NAMES.contains(&app_name.as_str()) {
                     self.diags.push(
                         Diagnostic::error(Code::PathCollision, d.loc, format!("{who} would be named `{app_name}`, which keelson reserves"))
@@ -1267,7 +1299,7 @@ fn lower_app(
             deployments.push(d);
         }
     }
-    if deployments.is_empty() {
+    if cx.children(node, "deploy").next().is_none() {
         let nl = cx.name_loc(node);
         cx.warning(Code::MissingValue, nl, format!("app `{}` is not deployed to any stage", name.value)).help =
             Some("add `deploy \"dev\" cluster=\"…\" namespace=\"…\"`; without one nothing is generated for it".into());
@@ -1436,8 +1468,8 @@ fn lower_image(cx: &mut Cx<'_>, node: &KdlNode, estate: &Estate, names: &AllName
         (Strategy::Semver, Some(c)) if c.value.trim().is_empty() => semver_constraint = Constraint::parse("*").ok(),
         (Strategy::Semver, Some(c)) => match Constraint::parse(&c.value) {
             Ok(parsed) => semver_constraint = Some(parsed),
-            Err(e) => {
-                cx.error(Code::InvalidConstraint, c.loc, format!("`{}` is not a semver constraint ({e})", c.value)).help = Some(
+            Err(_) => {
+                cx.error(Code::InvalidConstraint, c.loc, format!("`{}` is not a semver constraint", c.value)).help = Some(
                     "write a range such as `^1.2`, `~1.2.0`, `>=1.0 <2.0` or `1.x`; Image Updater refuses to update with an invalid constraint".into(),
                 );
             }
@@ -1470,7 +1502,7 @@ fn lower_image(cx: &mut Cx<'_>, node: &KdlNode, estate: &Estate, names: &AllName
                 Ok(r) => Some(Spanned::new(AllowTags::Regexp(r), a.loc)),
                 Err(e) => {
                     let msg = e.to_string();
-                    let last = msg.lines().last().unwrap_or("").trim().to_string();
+                    let last = msg.lines().last().unwrap_or("").trim().trim_start_matches("error:").trim().to_string();
                     cx.error(Code::InvalidRegex, a.loc, format!("the regular expression `{re}` does not compile: {last}")).help =
                         Some("fix the expression; Image Updater would allow no tag at all".into());
                     None
@@ -1623,6 +1655,11 @@ fn lower_sync(cx: &mut Cx<'_>, node: &KdlNode, base: &SyncPolicy) -> SyncPolicy 
                     if !s.options.contains(&o.value) {
                         s.options.push(o.value);
                     }
+                }
+                _ if SYNC_OPTIONS.contains(&o.value.trim_end_matches('=')) => {
+                    let name = o.value.trim_end_matches('=');
+                    cx.error(Code::InvalidValue, o.loc, format!("the sync option `{name}` needs a value")).help =
+                        Some(format!("write `\"{name}=true\"` (sync options are `Name=value`)"));
                 }
                 _ => {
                     cx.error(Code::InvalidValue, o.loc, format!("`{}` is not a sync option", o.value)).help =
