@@ -112,7 +112,8 @@ fn run(cli: Cli) -> Result<ExitCode, Error> {
             if checked.has_errors() {
                 let rendered = diagnostic::render(&checked.diagnostics, &checked.loaded.sources, Format::Human, color());
                 eprint!("{rendered}");
-                return Err(Error::InvalidEstate { errors: checked.error_count() });
+                print_error(&Error::InvalidEstate { errors: checked.error_count() });
+                return Ok(ExitCode::from(1));
             }
             let (Some(estate), Some(g)) = (&checked.estate, &checked.graph) else {
                 return Err(Error::InvalidEstate { errors: checked.error_count() });

@@ -510,6 +510,9 @@ pub struct App {
     pub manifests: Manifests,
     pub images: Vec<Image>,
     pub deployments: Vec<Deployment>,
+    /// Every stage a `deploy` node names, including deployments that failed
+    /// to lower (so one mistake is not reported again as a missing stage).
+    pub deploy_stages: Vec<StageId>,
     pub depends_on: Vec<Spanned<AppId>>,
     pub loc: Loc,
 }

@@ -746,7 +746,7 @@ impl<'a> Lowerer<'a, '_> {
             for d in &app.deployments {
                 let stage = estate.stage(d.stage.value);
                 if let StageSource::Promotion { from, .. } = &stage.source {
-                    if !app.deployments.iter().any(|o| o.stage.value == from.value) {
+                    if !app.deploy_stages.contains(&from.value) {
                         let upstream = &estate.stage(from.value).name.value;
                         self.diags.push(
                             Diagnostic::error(
@@ -1172,6 +1172,16 @@ fn lower_layout(cx: &mut Cx<'_>, node: &KdlNode) -> Layout {
     ];
     for (key, allowed, yaml_file, why) in specs {
         let Some(value) = cx.prop_str(node, key) else { continue };
+        // `./apps/` and `apps` are the same directory; compare paths in one form.
+        let value = if key == "name" {
+            value
+        } else {
+            let mut v = value.value.as_str();
+            while let Some(rest) = v.strip_prefix("./") {
+                v = rest;
+            }
+            Spanned::new(v.trim_end_matches('/').to_string(), value.loc)
+        };
         let parts = match parse_parts(&value.value) {
             Ok(p) => p,
             Err(e) => {
@@ -1189,6 +1199,11 @@ fn lower_layout(cx: &mut Cx<'_>, node: &KdlNode) -> Layout {
                         Some(format!("{why}; `{key}` may use {}", allowed.iter().map(|p| format!("`{{{}}}`", p.name())).collect::<Vec<_>>().join(", ")));
                 }
             }
+        }
+        if key == "apps" && (value.value.is_empty() || value.value == ".") {
+            cx.error(Code::InvalidLayout, value.loc, "layout `apps` cannot be the repository root").help =
+                Some("the root Application applies every YAML file under `apps`; give it a directory of its own, e.g. `apps=\"apps/{site}\"`".into());
+            continue;
         }
         if key != "name" {
             if let Err(e) = relative_path(Path::new(&value.value)) {
@@ -1287,7 +1302,11 @@ fn lower_app(
         None => SyncPolicy::default(),
     };
     let mut deployments: Vec<Deployment> = Vec::new();
+    let mut deploy_stages = Vec::new();
     for dnode in cx.children(node, "deploy").collect::<Vec<_>>() {
+        if let Some(KdlValue::String(s)) = cx.arg(dnode, 0).map(|e| e.value()) {
+            deploy_stages.extend(names.stages.get(s));
+        }
         if let Some(d) = lower_deployment(cx, dnode, estate, names, &app_sync, &images, &manifests) {
             if let Some(first) = deployments.iter().find(|o| o.stage.value == d.stage.value) {
                 let stage = &estate.stage(d.stage.value).name.value;
@@ -1305,7 +1324,7 @@ fn lower_app(
             Some("add `deploy \"dev\" cluster=\"…\" namespace=\"…\"`; without one nothing is generated for it".into());
     }
     let manifests = manifests.unwrap_or(Manifests::Directory(Spanned::new(PathBuf::new(), loc)));
-    App { name, project, manifests, images, deployments, depends_on, loc }
+    App { name, project, manifests, images, deployments, deploy_stages, depends_on, loc }
 }
 
 fn lower_manifests(cx: &mut Cx<'_>, node: &KdlNode, app: &Spanned<String>) -> Option<Manifests> {
@@ -1437,16 +1456,17 @@ fn lower_image(cx: &mut Cx<'_>, node: &KdlNode, estate: &Estate, names: &AllName
     let strategy = match cx.prop_str(node, "strategy") {
         None => Spanned::new(Strategy::Semver, loc),
         Some(s) => {
-            let parsed = match s.value.as_str() {
+            let lowered = s.value.to_ascii_lowercase();
+            let parsed = match lowered.as_str() {
                 "semver" => Some(Strategy::Semver),
                 "newest-build" => Some(Strategy::NewestBuild),
                 "alphabetical" => Some(Strategy::Alphabetical),
                 "digest" => Some(Strategy::Digest),
                 "latest" | "name" => {
-                    let new = if s.value == "latest" { "newest-build" } else { "alphabetical" };
+                    let new = if lowered == "latest" { "newest-build" } else { "alphabetical" };
                     cx.warning(Code::InvalidValue, s.loc, format!("the strategy `{}` is deprecated", s.value)).help =
                         Some(format!("write `strategy=\"{new}\"`; Image Updater reads `{}` as `{new}`", s.value));
-                    Some(if s.value == "latest" { Strategy::NewestBuild } else { Strategy::Alphabetical })
+                    Some(if lowered == "latest" { Strategy::NewestBuild } else { Strategy::Alphabetical })
                 }
                 other => {
                     let help = suggest(other, Strategy::NAMES).map_or_else(

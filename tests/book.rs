@@ -1,0 +1,69 @@
+//! The book keeps up with the code: every diagnostic code has its section,
+//! and every KDL example in the book and the README is valid KDL 2.
+
+use keelson::diagnostic::Code;
+use keelson_tests::repo_root;
+
+fn book_files() -> Vec<std::path::PathBuf> {
+    let mut files: Vec<_> = std::fs::read_dir(repo_root().join("book/src"))
+        .expect("book/src exists")
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "md"))
+        .collect();
+    files.push(repo_root().join("README.md"));
+    files.sort();
+    files
+}
+
+/// (file, line, code) for every fenced block in the given language.
+fn fenced_blocks(lang: &str) -> Vec<(String, usize, String)> {
+    let mut out = Vec::new();
+    for f in book_files() {
+        let text = std::fs::read_to_string(&f).unwrap();
+        let mut current: Option<(usize, String)> = None;
+        for (i, line) in text.lines().enumerate() {
+            let t = line.trim_start();
+            match &mut current {
+                None if t.starts_with("```") && t.trim_start_matches('`').trim() == lang => current = Some((i + 1, String::new())),
+                Some((start, code)) if t.starts_with("```") => {
+                    out.push((f.display().to_string(), *start, std::mem::take(code)));
+                    current = None;
+                }
+                Some((_, code)) => {
+                    code.push_str(line);
+                    code.push('\n');
+                }
+                None => {}
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn every_diagnostic_code_is_documented() {
+    let text = std::fs::read_to_string(repo_root().join("book/src/diagnostics.md")).unwrap();
+    let documented: Vec<&str> = text.lines().filter_map(|l| l.strip_prefix("## keelson::")).map(str::trim).collect();
+    let codes: Vec<&str> = Code::ALL.iter().map(|c| c.name()).collect();
+    for code in &codes {
+        assert!(documented.contains(code), "book/src/diagnostics.md has no `## keelson::{code}` section");
+    }
+    for d in &documented {
+        assert!(codes.contains(d), "book/src/diagnostics.md documents `keelson::{d}`, which is not a code");
+    }
+    for heading in ["**What it means**", "**Why it matters**", "**Example**", "**How to fix**"] {
+        assert_eq!(text.matches(heading).count(), codes.len(), "every code needs a {heading} part");
+    }
+}
+
+#[test]
+fn every_kdl_example_parses() {
+    let blocks = fenced_blocks("kdl");
+    assert!(blocks.len() > 20, "expected the book to hold KDL examples");
+    for (file, line, code) in blocks {
+        if let Err(e) = kdl::KdlDocument::parse_v2(&code) {
+            panic!("{file}:{line}: a ```kdl block is not valid KDL 2: {e:?}\n{code}");
+        }
+    }
+}
