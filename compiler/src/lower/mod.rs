@@ -334,12 +334,7 @@ impl<'a> Lowerer<'a, '_> {
             }
             None => DEFAULT_IMAGE_UPDATER_CHART.into(),
         };
-        let interval = cx.prop_str(node, "interval").map(|i| {
-            if let Err(why) = rules::duration(&i.value) {
-                cx.error(Code::InvalidValue, i.loc, format!("`{}` is not a duration", i.value)).help = Some(why);
-            }
-            i.value
-        });
+        let interval = duration_prop(&mut cx, node, "interval");
         ImageUpdaterSettings { version, chart_version, interval, loc: Some(loc) }
     }
 
@@ -507,12 +502,7 @@ impl<'a> Lowerer<'a, '_> {
                 None => format!("https://{}", prefix.value),
             };
             let credentials = cx.prop_str(node, "credentials").and_then(|c| lower_credentials(&mut cx, &c));
-            let credentials_expire = cx.prop_str(node, "credentials-expire").map(|d| {
-                if let Err(why) = rules::duration(&d.value) {
-                    cx.error(Code::InvalidValue, d.loc, format!("`{}` is not a duration", d.value)).help = Some(why);
-                }
-                d.value
-            });
+            let credentials_expire = duration_prop(&mut cx, node, "credentials-expire");
             let default_namespace = cx.prop_str(node, "default-namespace").map(|n| n.value);
             let rate_limit = cx.prop_uint(node, "rate-limit", 100_000).and_then(|r| {
                 if r.value == 0 {
@@ -596,13 +586,7 @@ impl<'a> Lowerer<'a, '_> {
                     None
                 }
             });
-            let params = match cx.single_child(node, "params") {
-                Some(p) => {
-                    cx.check_shape(p, "`params`", &Shape { args: 0, props: &[], children: None });
-                    params_to_json(&mut cx, p)
-                }
-                None => serde_json::Map::new(),
-            };
+            let params = params_block(&mut cx, node);
             out.push(Policy { name, source: Spanned::new(source, src.loc), pin, params, loc });
         }
         (out, names)
@@ -1368,13 +1352,7 @@ fn lower_manifests(cx: &mut Cx<'_>, node: &KdlNode, app: &Spanned<String>) -> Op
                     .map_or_else(|| format!("the templates are: {}", STDLIB_TEMPLATES.join(", ")), |s| format!("did you mean `{s}`?"));
                 cx.error(Code::InvalidValue, t.loc, format!("there is no template `{}`", t.value)).help = Some(help);
             }
-            let params = match cx.single_child(m, "params") {
-                Some(p) => {
-                    cx.check_shape(p, "`params`", &Shape { args: 0, props: &[], children: None });
-                    params_to_json(cx, p)
-                }
-                None => serde_json::Map::new(),
-            };
+            let params = params_block(cx, m);
             Some(Manifests::Template { name: t, params })
         }
         _ => {
@@ -1690,19 +1668,11 @@ fn lower_sync(cx: &mut Cx<'_>, node: &KdlNode, base: &SyncPolicy) -> SyncPolicy 
     }
     if let Some(r) = cx.single_child(node, "retry") {
         cx.check_shape(r, "`retry`", &Shape { args: 0, props: &["limit", "backoff", "factor", "max-backoff"], children: Some(&[]) });
-        let dur = |cx: &mut Cx<'_>, key: &str| {
-            cx.prop_str(r, key).map(|d| {
-                if let Err(why) = rules::duration(&d.value) {
-                    cx.error(Code::InvalidValue, d.loc, format!("`{}` is not a duration", d.value)).help = Some(why);
-                }
-                d.value
-            })
-        };
         s.retry = Some(Retry {
             limit: cx.prop_uint(r, "limit", 1000).map(|l| l.value as i64),
-            backoff_duration: dur(cx, "backoff"),
+            backoff_duration: duration_prop(cx, r, "backoff"),
             backoff_factor: cx.prop_uint(r, "factor", 100).map(|f| f.value as i64),
-            backoff_max_duration: dur(cx, "max-backoff"),
+            backoff_max_duration: duration_prop(cx, r, "max-backoff"),
         });
     }
     s
@@ -1786,18 +1756,14 @@ fn lower_deployment(
         }
         lower_values(cx, v)
     });
-    let params = match cx.single_child(node, "params") {
-        Some(p) => {
-            if !is_template && manifests.is_some() {
-                let pl = cx.name_loc(p);
-                cx.error(Code::Conflict, pl, "`params` only applies to an app given as a `template`").help =
-                    Some("use `values` for a chart app".into());
-            }
-            cx.check_shape(p, "`params`", &Shape { args: 0, props: &[], children: None });
-            params_to_json(cx, p)
+    if let Some(p) = cx.children(node, "params").next() {
+        if !is_template && manifests.is_some() {
+            let pl = cx.name_loc(p);
+            cx.error(Code::Conflict, pl, "`params` only applies to an app given as a `template`").help =
+                Some("use `values` for a chart app".into());
         }
-        None => serde_json::Map::new(),
-    };
+    }
+    let params = params_block(cx, node);
     Some(Deployment {
         stage: stage?,
         cluster: cluster?,
@@ -1809,6 +1775,26 @@ fn lower_deployment(
         params,
         loc,
     })
+}
+
+/// A `params { … }` child, read as free-form parameters (empty when absent).
+fn params_block(cx: &mut Cx<'_>, node: &KdlNode) -> serde_json::Map<String, serde_json::Value> {
+    match cx.single_child(node, "params") {
+        Some(p) => {
+            cx.check_shape(p, "`params`", &Shape { args: 0, props: &[], children: None });
+            params_to_json(cx, p)
+        }
+        None => serde_json::Map::new(),
+    }
+}
+
+/// A duration property (`30s`, `2m`, `1h30m`), reported when malformed.
+fn duration_prop(cx: &mut Cx<'_>, node: &KdlNode, key: &str) -> Option<String> {
+    let d = cx.prop_str(node, key)?;
+    if let Err(why) = rules::duration(&d.value) {
+        cx.error(Code::InvalidValue, d.loc, format!("`{}` is not a duration", d.value)).help = Some(why);
+    }
+    Some(d.value)
 }
 
 /// `site/cluster`, or a bare cluster name when only one site has it.
