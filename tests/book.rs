@@ -25,7 +25,9 @@ fn fenced_blocks(lang: &str) -> Vec<(String, usize, String)> {
         for (i, line) in text.lines().enumerate() {
             let t = line.trim_start();
             match &mut current {
-                None if t.starts_with("```") && t.trim_start_matches('`').trim() == lang => current = Some((i + 1, String::new())),
+                None if t.starts_with("```") && t.trim_start_matches('`').trim() == lang => {
+                    current = Some((i + 1, String::new()))
+                }
                 Some((start, code)) if t.starts_with("```") => {
                     out.push((f.display().to_string(), *start, std::mem::take(code)));
                     current = None;
@@ -44,16 +46,35 @@ fn fenced_blocks(lang: &str) -> Vec<(String, usize, String)> {
 #[test]
 fn every_diagnostic_code_is_documented() {
     let text = std::fs::read_to_string(repo_root().join("book/src/diagnostics.md")).unwrap();
-    let documented: Vec<&str> = text.lines().filter_map(|l| l.strip_prefix("## keelson::")).map(str::trim).collect();
+    let documented: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("## keelson::"))
+        .map(str::trim)
+        .collect();
     let codes: Vec<&str> = Code::ALL.iter().map(|c| c.name()).collect();
     for code in &codes {
-        assert!(documented.contains(code), "book/src/diagnostics.md has no `## keelson::{code}` section");
+        assert!(
+            documented.contains(code),
+            "book/src/diagnostics.md has no `## keelson::{code}` section"
+        );
     }
     for d in &documented {
-        assert!(codes.contains(d), "book/src/diagnostics.md documents `keelson::{d}`, which is not a code");
+        assert!(
+            codes.contains(d),
+            "book/src/diagnostics.md documents `keelson::{d}`, which is not a code"
+        );
     }
-    for heading in ["**What it means**", "**Why it matters**", "**Example**", "**How to fix**"] {
-        assert_eq!(text.matches(heading).count(), codes.len(), "every code needs a {heading} part");
+    for heading in [
+        "**What it means**",
+        "**Why it matters**",
+        "**Example**",
+        "**How to fix**",
+    ] {
+        assert_eq!(
+            text.matches(heading).count(),
+            codes.len(),
+            "every code needs a {heading} part"
+        );
     }
 }
 

@@ -4,7 +4,10 @@ use std::path::{Path, PathBuf};
 
 /// The repository root.
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ has a parent").to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent")
+        .to_path_buf()
 }
 
 /// Whether goldens should be rewritten instead of compared (`KEELSON_BLESS=1`).
@@ -42,13 +45,21 @@ pub fn compare_golden(golden: &Path, actual: &str) -> Result<(), String> {
     if expected == actual {
         return Ok(());
     }
-    let mut msg = format!("{} differs (KEELSON_BLESS=1 rewrites it):\n", golden.display());
+    let mut msg = format!(
+        "{} differs (KEELSON_BLESS=1 rewrites it):\n",
+        golden.display()
+    );
     let (e, a): (Vec<&str>, Vec<&str>) = (expected.lines().collect(), actual.lines().collect());
     for i in 0..e.len().max(a.len()) {
         match (e.get(i), a.get(i)) {
             (Some(x), Some(y)) if x == y => {}
             (x, y) => {
-                msg.push_str(&format!("  line {}:\n    expected: {}\n    actual:   {}\n", i + 1, x.unwrap_or(&"<none>"), y.unwrap_or(&"<none>")));
+                msg.push_str(&format!(
+                    "  line {}:\n    expected: {}\n    actual:   {}\n",
+                    i + 1,
+                    x.unwrap_or(&"<none>"),
+                    y.unwrap_or(&"<none>")
+                ));
             }
         }
     }

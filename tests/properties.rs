@@ -33,7 +33,13 @@ fn check_invariants(files: Vec<String>) {
     let named: Vec<(String, PathBuf, String)> = files
         .into_iter()
         .enumerate()
-        .map(|(i, t)| (format!("f{i}.kdl"), PathBuf::from(format!("/estate/f{i}.kdl")), t))
+        .map(|(i, t)| {
+            (
+                format!("f{i}.kdl"),
+                PathBuf::from(format!("/estate/f{i}.kdl")),
+                t,
+            )
+        })
         .collect();
     let mut diags = Diagnostics::default();
     let loaded = load_sources(Path::new("/estate"), named, &mut diags);
@@ -59,14 +65,31 @@ fn check_invariants(files: Vec<String>) {
 /// KDL-ish tokens that keelson estates are made of, to build random estates.
 fn token() -> impl Strategy<Value = String> {
     prop_oneof![
-        Just("repo".to_string()), Just("site".to_string()), Just("cluster".to_string()),
-        Just("registry".to_string()), Just("policy".to_string()), Just("stage".to_string()),
-        Just("app".to_string()), Just("project".to_string()), Just("image".to_string()),
-        Just("deploy".to_string()), Just("depends-on".to_string()), Just("promote-from".to_string()),
-        Just("write-back".to_string()), Just("layout".to_string()), Just("sync".to_string()),
-        Just("template".to_string()), Just("manifests".to_string()), Just("chart".to_string()),
-        Just("{".to_string()), Just("}".to_string()), Just("\n".to_string()), Just(";".to_string()),
-        Just("#true".to_string()), Just("#null".to_string()), Just("\"\"\"\n  a: b\n  \"\"\"".to_string()),
+        Just("repo".to_string()),
+        Just("site".to_string()),
+        Just("cluster".to_string()),
+        Just("registry".to_string()),
+        Just("policy".to_string()),
+        Just("stage".to_string()),
+        Just("app".to_string()),
+        Just("project".to_string()),
+        Just("image".to_string()),
+        Just("deploy".to_string()),
+        Just("depends-on".to_string()),
+        Just("promote-from".to_string()),
+        Just("write-back".to_string()),
+        Just("layout".to_string()),
+        Just("sync".to_string()),
+        Just("template".to_string()),
+        Just("manifests".to_string()),
+        Just("chart".to_string()),
+        Just("{".to_string()),
+        Just("}".to_string()),
+        Just("\n".to_string()),
+        Just(";".to_string()),
+        Just("#true".to_string()),
+        Just("#null".to_string()),
+        Just("\"\"\"\n  a: b\n  \"\"\"".to_string()),
         "[a-z]{1,8}=\"[a-z0-9:/.{}^~*-]{0,12}\"".prop_map(|s| s),
         "\"[a-zA-Z0-9 :/._{}^~*#@-]{0,16}\"".prop_map(|s| s),
         "[a-z][a-z-]{0,10}".prop_map(|s| s),
@@ -136,7 +159,10 @@ fn apply(mut s: String, m: &Mutation) -> String {
 /// A fixed seed keeps CI deterministic; `KEELSON_PROPTEST_SEED=N` explores
 /// other inputs (a nightly or local fuzzing run).
 fn config() -> ProptestConfig {
-    let seed = std::env::var("KEELSON_PROPTEST_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(0x6b65656c736f6e);
+    let seed = std::env::var("KEELSON_PROPTEST_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0x6b65656c736f6e);
     ProptestConfig {
         cases: 2000,
         failure_persistence: None,

@@ -23,7 +23,10 @@ pub fn generate(dir: &Path, shape: Shape) -> std::io::Result<()> {
     head.push_str("image-updater version=\"1.2.2\" chart-version=\"1.2.4\"\n\n");
     head.push_str("site \"dc1\" {\n    cluster \"mgmt\" server=\"in-cluster\"\n");
     for c in 0..shape.clusters {
-        let _ = writeln!(head, "    cluster \"w{c}\" server=\"https://w{c}.dc1.example.com:6443\"");
+        let _ = writeln!(
+            head,
+            "    cluster \"w{c}\" server=\"https://w{c}.dc1.example.com:6443\""
+        );
     }
     head.push_str("}\n\n");
     head.push_str("registry \"ghcr\" prefix=\"ghcr.io\" credentials=\"pullsecret:argocd/ghcr\"\n");
@@ -41,20 +44,43 @@ pub fn generate(dir: &Path, shape: Shape) -> std::io::Result<()> {
         let start = f * shape.apps_per_file;
         let end = (start + shape.apps_per_file).min(shape.apps);
         for i in start..end {
-            let cluster = if shape.clusters == 0 { "mgmt".to_string() } else { format!("w{}", i % shape.clusters) };
+            let cluster = if shape.clusters == 0 {
+                "mgmt".to_string()
+            } else {
+                format!("w{}", i % shape.clusters)
+            };
             let (repo, strategy) = match i % 3 {
-                0 => (format!("ghcr.io/acme/svc-{i}"), "strategy=\"semver\" constraint=\"^1.2\""),
-                1 => (format!("123456789012.dkr.ecr.eu-west-1.amazonaws.com/svc-{i}"), "strategy=\"newest-build\" allow-tags=\"regexp:^main-[0-9a-f]{7}$\""),
-                _ => (format!("ghcr.io/acme/svc-{i}"), "strategy=\"digest\" constraint=\"stable\""),
+                0 => (
+                    format!("ghcr.io/acme/svc-{i}"),
+                    "strategy=\"semver\" constraint=\"^1.2\"",
+                ),
+                1 => (
+                    format!("123456789012.dkr.ecr.eu-west-1.amazonaws.com/svc-{i}"),
+                    "strategy=\"newest-build\" allow-tags=\"regexp:^main-[0-9a-f]{7}$\"",
+                ),
+                _ => (
+                    format!("ghcr.io/acme/svc-{i}"),
+                    "strategy=\"digest\" constraint=\"stable\"",
+                ),
             };
             let _ = writeln!(s, "app \"svc-{i}\" {{");
-            let _ = writeln!(s, "    template \"web-service\" {{\n        params {{\n            port {}\n        }}\n    }}", 8000 + i % 1000);
-            let _ = writeln!(s, "    image \"svc\" repository=\"{repo}\" {strategy} {{\n        ignore-tags \"*-debug\" \"*-rc*\"\n    }}");
+            let _ = writeln!(
+                s,
+                "    template \"web-service\" {{\n        params {{\n            port {}\n        }}\n    }}",
+                8000 + i % 1000
+            );
+            let _ = writeln!(
+                s,
+                "    image \"svc\" repository=\"{repo}\" {strategy} {{\n        ignore-tags \"*-debug\" \"*-rc*\"\n    }}"
+            );
             if i % 4 != 0 {
                 let _ = writeln!(s, "    depends-on \"svc-{}\"", i - 1);
             }
             for (stage, ns) in [("dev", "-dev"), ("staging", "-stg"), ("prod", "")] {
-                let _ = writeln!(s, "    deploy \"{stage}\" cluster=\"{cluster}\" namespace=\"svc-{i}{ns}\"");
+                let _ = writeln!(
+                    s,
+                    "    deploy \"{stage}\" cluster=\"{cluster}\" namespace=\"svc-{i}{ns}\""
+                );
             }
             s.push_str("}\n\n");
         }

@@ -18,15 +18,24 @@ fn median(mut v: Vec<Duration>) -> Duration {
 
 fn time<T>(runs: usize, mut f: impl FnMut() -> T) -> Duration {
     let _ = f(); // warm the page cache and allocator
-    median((0..runs).map(|_| {
-        let t = Instant::now();
-        std::hint::black_box(f());
-        t.elapsed()
-    }).collect())
+    median(
+        (0..runs)
+            .map(|_| {
+                let t = Instant::now();
+                std::hint::black_box(f());
+                t.elapsed()
+            })
+            .collect(),
+    )
 }
 
 fn kdl_files(dir: &Path) -> Vec<std::path::PathBuf> {
-    let mut v: Vec<_> = std::fs::read_dir(dir).unwrap().flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "kdl")).collect();
+    let mut v: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "kdl"))
+        .collect();
     v.sort();
     v
 }
@@ -45,28 +54,62 @@ fn main() {
             "check" => {}
             "--apps" => {
                 i += 1;
-                sizes = args[i].split(',').map(|s| s.parse().expect("--apps takes numbers")).collect();
+                sizes = args[i]
+                    .split(',')
+                    .map(|s| s.parse().expect("--apps takes numbers"))
+                    .collect();
             }
             "--runs" => {
                 i += 1;
                 runs = args[i].parse().expect("--runs takes a number");
             }
-            other => panic!("unknown argument {other}; usage: keelson-bench [check] [--apps N,N] [--runs R]"),
+            other => panic!(
+                "unknown argument {other}; usage: keelson-bench [check] [--apps N,N] [--runs R]"
+            ),
         }
         i += 1;
     }
     let base = std::env::temp_dir().join(format!("keelson-bench-{}", std::process::id()));
-    println!("| apps × stages | estate | read files | kdl parse | keelson check | check ÷ read | check ÷ parse |");
+    println!(
+        "| apps × stages | estate | read files | kdl parse | keelson check | check ÷ read | check ÷ parse |"
+    );
     println!("|---|---|---|---|---|---|---|");
     for n in sizes {
         let dir = base.join(format!("n{n}"));
-        generate(&dir, Shape { apps: n, clusters: 3, apps_per_file: 100 }).expect("writing the estate");
+        generate(
+            &dir,
+            Shape {
+                apps: n,
+                clusters: 3,
+                apps_per_file: 100,
+            },
+        )
+        .expect("writing the estate");
         let files = kdl_files(&dir);
-        let bytes: u64 = files.iter().map(|f| std::fs::metadata(f).unwrap().len()).sum();
-        let read = time(runs, || files.iter().map(|f| std::fs::read_to_string(f).unwrap().len()).sum::<usize>());
-        let texts: Vec<String> = files.iter().map(|f| std::fs::read_to_string(f).unwrap()).collect();
+        let bytes: u64 = files
+            .iter()
+            .map(|f| std::fs::metadata(f).unwrap().len())
+            .sum();
+        let read = time(runs, || {
+            files
+                .iter()
+                .map(|f| std::fs::read_to_string(f).unwrap().len())
+                .sum::<usize>()
+        });
+        let texts: Vec<String> = files
+            .iter()
+            .map(|f| std::fs::read_to_string(f).unwrap())
+            .collect();
         let parse = time(runs, || {
-            files.iter().map(|f| kdl::KdlDocument::parse_v2(&std::fs::read_to_string(f).unwrap()).unwrap().nodes().len()).sum::<usize>()
+            files
+                .iter()
+                .map(|f| {
+                    kdl::KdlDocument::parse_v2(&std::fs::read_to_string(f).unwrap())
+                        .unwrap()
+                        .nodes()
+                        .len()
+                })
+                .sum::<usize>()
         });
         drop(texts);
         let check = time(runs, || {

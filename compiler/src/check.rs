@@ -23,11 +23,16 @@ pub struct Checked {
 
 impl Checked {
     pub fn has_errors(&self) -> bool {
-        self.diagnostics.iter().any(|d| d.severity == crate::diagnostic::Severity::Error)
+        self.diagnostics
+            .iter()
+            .any(|d| d.severity == crate::diagnostic::Severity::Error)
     }
 
     pub fn error_count(&self) -> usize {
-        self.diagnostics.iter().filter(|d| d.severity == crate::diagnostic::Severity::Error).count()
+        self.diagnostics
+            .iter()
+            .filter(|d| d.severity == crate::diagnostic::Severity::Error)
+            .count()
     }
 }
 
@@ -48,7 +53,12 @@ pub fn check_loaded(loaded: Loaded, mut diags: Diagnostics, probe_files: bool) -
             check_paths(e, &mut diags);
         }
     }
-    Checked { loaded, estate, graph, diagnostics: diags.into_sorted() }
+    Checked {
+        loaded,
+        estate,
+        graph,
+        diagnostics: diags.into_sorted(),
+    }
 }
 
 fn check_paths(estate: &Estate, diags: &mut Diagnostics) {
@@ -63,16 +73,32 @@ fn check_paths(estate: &Estate, diags: &mut Diagnostics) {
                     );
                 } else if !has_yaml(&full) {
                     diags.push(
-                        Diagnostic::error(Code::InvalidPath, dir.loc, format!("the manifest directory `{}` has no `.yaml` files", dir.value.display()))
-                            .with_help("put the app's Kubernetes manifests in it as `.yaml` or `.yml` files"),
+                        Diagnostic::error(
+                            Code::InvalidPath,
+                            dir.loc,
+                            format!(
+                                "the manifest directory `{}` has no `.yaml` files",
+                                dir.value.display()
+                            ),
+                        )
+                        .with_help(
+                            "put the app's Kubernetes manifests in it as `.yaml` or `.yml` files",
+                        ),
                     );
                 }
             }
-            Manifests::Chart { values_file: Some(f), .. } => {
+            Manifests::Chart {
+                values_file: Some(f),
+                ..
+            } => {
                 if !estate.root.join(&f.value).is_file() {
                     diags.push(
-                        Diagnostic::error(Code::InvalidPath, f.loc, format!("the values file `{}` does not exist", f.value.display()))
-                            .with_help("fix the path; it is relative to the estate directory"),
+                        Diagnostic::error(
+                            Code::InvalidPath,
+                            f.loc,
+                            format!("the values file `{}` does not exist", f.value.display()),
+                        )
+                        .with_help("fix the path; it is relative to the estate directory"),
                     );
                 }
             }
@@ -93,7 +119,9 @@ fn check_paths(estate: &Estate, diags: &mut Diagnostics) {
 }
 
 fn has_yaml(dir: &Path) -> bool {
-    walk(dir).into_iter().any(|p| p.extension().is_some_and(|x| x == "yaml" || x == "yml"))
+    walk(dir)
+        .into_iter()
+        .any(|p| p.extension().is_some_and(|x| x == "yaml" || x == "yml"))
 }
 
 /// Every file under a directory, sorted; unreadable entries are skipped.
@@ -101,7 +129,9 @@ pub fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
     let mut out = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&d) else { continue };
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
         for entry in entries.flatten() {
             let p = entry.path();
             match entry.file_type() {

@@ -25,7 +25,11 @@ pub struct Loc {
 
 impl Loc {
     pub fn new(file: FileId, span: SourceSpan) -> Self {
-        Loc { file, offset: span.offset(), len: span.len() }
+        Loc {
+            file,
+            offset: span.offset(),
+            len: span.len(),
+        }
     }
 
     pub fn span(&self) -> SourceSpan {
@@ -49,9 +53,18 @@ pub struct SourceFile {
 }
 
 impl Sources {
-    pub fn add(&mut self, name: impl Into<String>, path: impl Into<PathBuf>, text: String) -> FileId {
+    pub fn add(
+        &mut self,
+        name: impl Into<String>,
+        path: impl Into<PathBuf>,
+        text: String,
+    ) -> FileId {
         let id = FileId(self.files.len() as u32);
-        self.files.push(SourceFile { name: name.into(), path: path.into(), text });
+        self.files.push(SourceFile {
+            name: name.into(),
+            path: path.into(),
+            text,
+        });
         id
     }
 
@@ -60,7 +73,10 @@ impl Sources {
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (FileId, &SourceFile)> {
-        self.files.iter().enumerate().map(|(i, f)| (FileId(i as u32), f))
+        self.files
+            .iter()
+            .enumerate()
+            .map(|(i, f)| (FileId(i as u32), f))
     }
 
     pub fn len(&self) -> usize {
@@ -204,7 +220,10 @@ impl Diagnostic {
     }
 
     pub fn warning(code: Code, loc: Loc, message: impl Into<String>) -> Self {
-        Diagnostic { severity: Severity::Warning, ..Self::error(code, loc, message) }
+        Diagnostic {
+            severity: Severity::Warning,
+            ..Self::error(code, loc, message)
+        }
     }
 
     pub fn with_label(mut self, text: impl Into<String>) -> Self {
@@ -218,7 +237,10 @@ impl Diagnostic {
     }
 
     pub fn with_secondary(mut self, loc: Loc, text: impl Into<String>) -> Self {
-        self.secondary.push(Label { loc, text: Some(text.into()) });
+        self.secondary.push(Label {
+            loc,
+            text: Some(text.into()),
+        });
         self
     }
 }
@@ -247,11 +269,17 @@ impl Diagnostics {
     }
 
     pub fn error_count(&self) -> usize {
-        self.items.iter().filter(|d| d.severity == Severity::Error).count()
+        self.items
+            .iter()
+            .filter(|d| d.severity == Severity::Error)
+            .count()
     }
 
     pub fn warning_count(&self) -> usize {
-        self.items.iter().filter(|d| d.severity == Severity::Warning).count()
+        self.items
+            .iter()
+            .filter(|d| d.severity == Severity::Warning)
+            .count()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -317,7 +345,13 @@ pub fn render_concise(diags: &[Diagnostic], sources: &Sources) -> String {
     for d in diags {
         let file = &sources.get(d.primary.loc.file).name;
         let (l1, c1, l2, c2) = position(sources, d.primary.loc);
-        let _ = writeln!(out, "{}[{}]: {}", d.severity.as_str(), d.code.name(), d.message);
+        let _ = writeln!(
+            out,
+            "{}[{}]: {}",
+            d.severity.as_str(),
+            d.code.name(),
+            d.message
+        );
         let _ = writeln!(out, "  --> {file}:{l1}:{c1}-{l2}:{c2}");
         let text = &sources.get(d.primary.loc.file).text;
         let snippet = snippet(text, d.primary.loc);
@@ -328,7 +362,11 @@ pub fn render_concise(diags: &[Diagnostic], sources: &Sources) -> String {
         for s in &d.secondary {
             let (l, c, _, _) = position(sources, s.loc);
             let name = &sources.get(s.loc.file).name;
-            let _ = writeln!(out, "  note: {name}:{l}:{c}: {}", s.text.as_deref().unwrap_or(""));
+            let _ = writeln!(
+                out,
+                "  note: {name}:{l}:{c}: {}",
+                s.text.as_deref().unwrap_or("")
+            );
         }
         if let Some(help) = &d.help {
             let _ = writeln!(out, "  help: {help}");
@@ -341,7 +379,10 @@ pub fn render_concise(diags: &[Diagnostic], sources: &Sources) -> String {
 fn snippet(text: &str, loc: Loc) -> String {
     let start = floor_boundary(text, loc.offset);
     let end = floor_boundary(text, loc.offset + loc.len);
-    let s: String = text[start..end].chars().map(|c| if c == '\n' { '⏎' } else { c }).collect();
+    let s: String = text[start..end]
+        .chars()
+        .map(|c| if c == '\n' { '⏎' } else { c })
+        .collect();
     let count = s.chars().count();
     if count > 60 {
         let head: String = s.chars().take(40).collect();
@@ -401,7 +442,10 @@ fn render_github(diags: &[Diagnostic], sources: &Sources) -> String {
             msg.push_str(help);
         }
         // Workflow commands escape %, CR and LF in the message.
-        let msg = msg.replace('%', "%25").replace('\r', "%0D").replace('\n', "%0A");
+        let msg = msg
+            .replace('%', "%25")
+            .replace('\r', "%0D")
+            .replace('\n', "%0A");
         let _ = writeln!(
             out,
             "::{} file={},line={l1},col={c1},endLine={l2},endColumn={c2},title={}::{msg}",
@@ -418,8 +462,8 @@ fn render_human(diags: &[Diagnostic], sources: &Sources, color: bool) -> String 
     for d in diags {
         let report = MietteView::new(d, sources);
         if color {
-            let handler = GraphicalReportHandler::new_themed(GraphicalTheme::unicode())
-                .with_context_lines(1);
+            let handler =
+                GraphicalReportHandler::new_themed(GraphicalTheme::unicode()).with_context_lines(1);
             let _ = handler.render_report(&mut out, &report);
         } else {
             let handler = GraphicalReportHandler::new_themed(GraphicalTheme::unicode_nocolor())
@@ -451,7 +495,13 @@ struct MietteView<'a> {
 impl<'a> MietteView<'a> {
     fn new(diag: &'a Diagnostic, sources: &'a Sources) -> Self {
         let file = sources.get(diag.primary.loc.file);
-        MietteView { diag, source: NamedText { name: &file.name, text: &file.text } }
+        MietteView {
+            diag,
+            source: NamedText {
+                name: &file.name,
+                text: &file.text,
+            },
+        }
     }
 }
 
@@ -506,7 +556,10 @@ impl miette::Diagnostic for MietteView<'_> {
     }
 
     fn help<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
-        self.diag.help.as_ref().map(|h| Box::new(h) as Box<dyn fmt::Display>)
+        self.diag
+            .help
+            .as_ref()
+            .map(|h| Box::new(h) as Box<dyn fmt::Display>)
     }
 
     fn source_code(&self) -> Option<&dyn miette::SourceCode> {
@@ -516,12 +569,21 @@ impl miette::Diagnostic for MietteView<'_> {
     fn labels(&self) -> Option<Box<dyn Iterator<Item = miette::LabeledSpan> + '_>> {
         let primary_file = self.diag.primary.loc.file;
         let mut labels = vec![miette::LabeledSpan::new_primary_with_span(
-            Some(self.diag.primary.text.clone().unwrap_or_else(|| "here".into())),
+            Some(
+                self.diag
+                    .primary
+                    .text
+                    .clone()
+                    .unwrap_or_else(|| "here".into()),
+            ),
             self.diag.primary.loc.span(),
         )];
         for s in &self.diag.secondary {
             if s.loc.file == primary_file {
-                labels.push(miette::LabeledSpan::new_with_span(s.text.clone(), s.loc.span()));
+                labels.push(miette::LabeledSpan::new_with_span(
+                    s.text.clone(),
+                    s.loc.span(),
+                ));
             }
         }
         Some(Box::new(labels.into_iter()))
@@ -530,5 +592,8 @@ impl miette::Diagnostic for MietteView<'_> {
 
 /// Shows a path relative to a base when it is inside it.
 pub fn display_path(path: &Path, base: &Path) -> String {
-    path.strip_prefix(base).unwrap_or(path).display().to_string()
+    path.strip_prefix(base)
+        .unwrap_or(path)
+        .display()
+        .to_string()
 }

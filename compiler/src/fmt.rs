@@ -19,7 +19,9 @@ const INDENT: &str = "    ";
 pub fn format_source(text: &str) -> Result<String, kdl::KdlError> {
     let doc = crate::load::parse_kdl(text)?;
     let mut out = String::with_capacity(text.len());
-    let (leading, trailing) = doc.format().map_or(("", ""), |f| (f.leading.as_str(), f.trailing.as_str()));
+    let (leading, trailing) = doc
+        .format()
+        .map_or(("", ""), |f| (f.leading.as_str(), f.trailing.as_str()));
     write_document(&doc, 0, leading, false, &mut out);
     let trailing_text = trivia(trailing, 0, false, false);
     if !trailing_text.trim().is_empty() {
@@ -33,14 +35,24 @@ pub fn format_source(text: &str) -> Result<String, kdl::KdlError> {
 
 /// `mid_line`: the document starts right after `{` rather than at the start
 /// of a line.
-fn write_document(doc: &KdlDocument, depth: usize, doc_leading: &str, mid_line: bool, out: &mut String) {
+fn write_document(
+    doc: &KdlDocument,
+    depth: usize,
+    doc_leading: &str,
+    mid_line: bool,
+    out: &mut String,
+) {
     let mut after_newline = !mid_line;
     if doc.nodes().is_empty() {
         out.push_str(&trivia(doc_leading, depth, true, mid_line));
     }
     for (i, node) in doc.nodes().iter().enumerate() {
         let leading = node.format().map_or("", |f| f.leading.as_str());
-        let leading = if i == 0 { format!("{doc_leading}{leading}") } else { leading.to_string() };
+        let leading = if i == 0 {
+            format!("{doc_leading}{leading}")
+        } else {
+            leading.to_string()
+        };
         out.push_str(&trivia(&leading, depth, i == 0, !after_newline));
         write_node(node, depth, out);
         after_newline = node.format().is_none_or(|f| f.terminator.ends_with('\n'));
@@ -62,7 +74,10 @@ fn trivia(text: &str, depth: usize, first_in_block: bool, mid_line: bool) -> Str
             return String::new();
         }
         let blank_prefix = if mid_line { "\n\n" } else { "\n" };
-        let blank_before = !first_in_block && text.trim_start_matches([' ', '\t']).starts_with(blank_prefix);
+        let blank_before = !first_in_block
+            && text
+                .trim_start_matches([' ', '\t'])
+                .starts_with(blank_prefix);
         let mut s = String::new();
         if blank_before {
             s.push('\n');
@@ -132,15 +147,24 @@ fn write_node(node: &KdlNode, depth: usize, out: &mut String) {
     }
     let fmt = node.format();
     if let Some(children) = node.children() {
-        if let Some(c) = fmt.map(|f| f.before_children.trim()).filter(|c| !c.is_empty()) {
+        if let Some(c) = fmt
+            .map(|f| f.before_children.trim())
+            .filter(|c| !c.is_empty())
+        {
             out.push(' ');
             out.push_str(c);
         }
-        if children.nodes().is_empty() && children.format().is_none_or(|f| f.leading.trim().is_empty() && f.trailing.trim().is_empty()) {
+        if children.nodes().is_empty()
+            && children
+                .format()
+                .is_none_or(|f| f.leading.trim().is_empty() && f.trailing.trim().is_empty())
+        {
             out.push_str(" {}");
         } else {
             out.push_str(" {\n");
-            let (leading, trailing) = children.format().map_or(("", ""), |f| (f.leading.as_str(), f.trailing.as_str()));
+            let (leading, trailing) = children
+                .format()
+                .map_or(("", ""), |f| (f.leading.as_str(), f.trailing.as_str()));
             write_document(children, depth + 1, leading, true, out);
             let t = trivia(trailing, depth + 1, false, false);
             if !t.trim().is_empty() {
@@ -154,7 +178,11 @@ fn write_node(node: &KdlNode, depth: usize, out: &mut String) {
     // same-line comment as the next node's leading trivia once reprinted, so
     // the stable place for it is its own line.
     if let Some(f) = fmt {
-        for part in [f.before_terminator.as_str(), f.terminator.as_str(), f.trailing.as_str()] {
+        for part in [
+            f.before_terminator.as_str(),
+            f.terminator.as_str(),
+            f.trailing.as_str(),
+        ] {
             let t = part.trim().trim_start_matches(';').trim();
             if !t.is_empty() {
                 if node.children().is_some() {
@@ -177,7 +205,11 @@ fn entry_text(entry: &KdlEntry) -> String {
     if let Some(f) = e.format_mut() {
         let squash = |s: &mut String| {
             let t = s.trim().trim_start_matches('\\').trim();
-            *s = if t.is_empty() { String::new() } else { format!("{t} ") };
+            *s = if t.is_empty() {
+                String::new()
+            } else {
+                format!("{t} ")
+            };
         };
         squash(&mut f.leading);
         f.leading.insert(0, ' ');
@@ -199,7 +231,10 @@ fn entry_text(entry: &KdlEntry) -> String {
 /// so an interrupted `fmt` never leaves half a file.
 pub fn write_file(path: &std::path::Path, text: &str) -> Result<(), crate::Error> {
     let dir = path.parent().unwrap_or(std::path::Path::new("."));
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let tmp = dir.join(format!(".{name}.keelson-tmp"));
     std::fs::write(&tmp, text).map_err(|e| crate::Error::io("writing", &tmp, e))?;
     std::fs::rename(&tmp, path).map_err(|e| crate::Error::io("replacing", path, e))

@@ -82,30 +82,67 @@ pub struct EstateGraph {
 /// Builds the graph and reports cycles.
 pub fn build(estate: &Estate, diags: &mut Diagnostics) -> EstateGraph {
     let mut graph = DiGraph::new();
-    let sites: Vec<NodeIndex> = (0..estate.sites.len()).map(|i| graph.add_node(NodeKind::Site(SiteId(i as u32)))).collect();
-    let clusters: Vec<NodeIndex> =
-        (0..estate.clusters.len()).map(|i| graph.add_node(NodeKind::Cluster(ClusterId(i as u32)))).collect();
-    let registries: Vec<NodeIndex> =
-        (0..estate.registries.len()).map(|i| graph.add_node(NodeKind::Registry(RegistryId(i as u32)))).collect();
-    let policies: Vec<NodeIndex> =
-        (0..estate.policies.len()).map(|i| graph.add_node(NodeKind::Policy(PolicyId(i as u32)))).collect();
-    let stages: Vec<NodeIndex> = (0..estate.stages.len()).map(|i| graph.add_node(NodeKind::Stage(StageId(i as u32)))).collect();
-    let apps: Vec<NodeIndex> = (0..estate.apps.len()).map(|i| graph.add_node(NodeKind::App(AppId(i as u32)))).collect();
+    let sites: Vec<NodeIndex> = (0..estate.sites.len())
+        .map(|i| graph.add_node(NodeKind::Site(SiteId(i as u32))))
+        .collect();
+    let clusters: Vec<NodeIndex> = (0..estate.clusters.len())
+        .map(|i| graph.add_node(NodeKind::Cluster(ClusterId(i as u32))))
+        .collect();
+    let registries: Vec<NodeIndex> = (0..estate.registries.len())
+        .map(|i| graph.add_node(NodeKind::Registry(RegistryId(i as u32))))
+        .collect();
+    let policies: Vec<NodeIndex> = (0..estate.policies.len())
+        .map(|i| graph.add_node(NodeKind::Policy(PolicyId(i as u32))))
+        .collect();
+    let stages: Vec<NodeIndex> = (0..estate.stages.len())
+        .map(|i| graph.add_node(NodeKind::Stage(StageId(i as u32))))
+        .collect();
+    let apps: Vec<NodeIndex> = (0..estate.apps.len())
+        .map(|i| graph.add_node(NodeKind::App(AppId(i as u32))))
+        .collect();
 
     for (i, c) in estate.clusters.iter().enumerate() {
-        graph.add_edge(clusters[i], sites[c.site.index()], Edge { kind: EdgeKind::BelongsTo, loc: c.loc });
+        graph.add_edge(
+            clusters[i],
+            sites[c.site.index()],
+            Edge {
+                kind: EdgeKind::BelongsTo,
+                loc: c.loc,
+            },
+        );
     }
     for (i, s) in estate.stages.iter().enumerate() {
         match &s.source {
             StageSource::Promotion { from, gates } => {
-                graph.add_edge(stages[i], stages[from.value.index()], Edge { kind: EdgeKind::PromotesFrom, loc: from.loc });
+                graph.add_edge(
+                    stages[i],
+                    stages[from.value.index()],
+                    Edge {
+                        kind: EdgeKind::PromotesFrom,
+                        loc: from.loc,
+                    },
+                );
                 for g in gates {
-                    graph.add_edge(stages[i], policies[g.value.index()], Edge { kind: EdgeKind::Uses, loc: g.loc });
+                    graph.add_edge(
+                        stages[i],
+                        policies[g.value.index()],
+                        Edge {
+                            kind: EdgeKind::Uses,
+                            loc: g.loc,
+                        },
+                    );
                 }
             }
             StageSource::Registry { filters } => {
                 for f in filters {
-                    graph.add_edge(stages[i], policies[f.value.index()], Edge { kind: EdgeKind::Uses, loc: f.loc });
+                    graph.add_edge(
+                        stages[i],
+                        policies[f.value.index()],
+                        Edge {
+                            kind: EdgeKind::Uses,
+                            loc: f.loc,
+                        },
+                    );
                 }
             }
         }
@@ -113,18 +150,53 @@ pub fn build(estate: &Estate, diags: &mut Diagnostics) -> EstateGraph {
     for (i, app) in estate.apps.iter().enumerate() {
         let me = apps[i];
         for dep in &app.depends_on {
-            graph.add_edge(me, apps[dep.value.index()], Edge { kind: EdgeKind::DependsOn, loc: dep.loc });
+            graph.add_edge(
+                me,
+                apps[dep.value.index()],
+                Edge {
+                    kind: EdgeKind::DependsOn,
+                    loc: dep.loc,
+                },
+            );
         }
         for d in &app.deployments {
-            graph.add_edge(me, clusters[d.cluster.value.index()], Edge { kind: EdgeKind::DeploysTo, loc: d.cluster.loc });
-            graph.add_edge(me, stages[d.stage.value.index()], Edge { kind: EdgeKind::DeployedIn, loc: d.stage.loc });
+            graph.add_edge(
+                me,
+                clusters[d.cluster.value.index()],
+                Edge {
+                    kind: EdgeKind::DeploysTo,
+                    loc: d.cluster.loc,
+                },
+            );
+            graph.add_edge(
+                me,
+                stages[d.stage.value.index()],
+                Edge {
+                    kind: EdgeKind::DeployedIn,
+                    loc: d.stage.loc,
+                },
+            );
         }
         for image in &app.images {
             if let Some(r) = image.registry {
-                graph.add_edge(me, registries[r.index()], Edge { kind: EdgeKind::PullsFrom, loc: image.repository.loc });
+                graph.add_edge(
+                    me,
+                    registries[r.index()],
+                    Edge {
+                        kind: EdgeKind::PullsFrom,
+                        loc: image.repository.loc,
+                    },
+                );
             }
             for f in &image.filters {
-                graph.add_edge(me, policies[f.value.index()], Edge { kind: EdgeKind::Uses, loc: f.loc });
+                graph.add_edge(
+                    me,
+                    policies[f.value.index()],
+                    Edge {
+                        kind: EdgeKind::Uses,
+                        loc: f.loc,
+                    },
+                );
             }
         }
     }
@@ -136,16 +208,34 @@ pub fn build(estate: &Estate, diags: &mut Diagnostics) -> EstateGraph {
             _ => String::new(),
         }
     };
-    let app_cycles = report_cycles(&graph, EdgeKind::DependsOn, diags, &name_of, "app dependency cycle", |path| {
-        format!("remove one of these `depends-on`: Argo CD cannot order {path}")
-    });
-    let stage_cycles = report_cycles(&graph, EdgeKind::PromotesFrom, diags, &name_of, "stage promotion cycle", |_| {
-        "a promotion chain must start at a stage that takes images from the registry; remove one `promote-from`".to_string()
-    });
+    let app_cycles = report_cycles(
+        &graph,
+        EdgeKind::DependsOn,
+        diags,
+        &name_of,
+        "app dependency cycle",
+        |path| format!("remove one of these `depends-on`: Argo CD cannot order {path}"),
+    );
+    let stage_cycles = report_cycles(
+        &graph,
+        EdgeKind::PromotesFrom,
+        diags,
+        &name_of,
+        "stage promotion cycle",
+        |_| {
+            "a promotion chain must start at a stage that takes images from the registry; remove one `promote-from`".to_string()
+        },
+    );
 
     let (app_order, waves) = order_apps(estate, &graph, &apps);
     let stage_order = order_stages(estate, &graph, &stages);
-    EstateGraph { graph, app_order, waves, stage_order, has_cycles: app_cycles || stage_cycles }
+    EstateGraph {
+        graph,
+        app_order,
+        waves,
+        stage_order,
+        has_cycles: app_cycles || stage_cycles,
+    }
 }
 
 /// Finds every cycle among edges of one kind (one per strongly connected
@@ -168,7 +258,9 @@ fn report_cycles(
     for scc in sccs {
         let start = scc[0];
         let members: BTreeSet<NodeIndex> = scc.iter().copied().collect();
-        let self_loop = graph.edges(start).find(|e| e.weight().kind == kind && e.target() == start);
+        let self_loop = graph
+            .edges(start)
+            .find(|e| e.weight().kind == kind && e.target() == start);
         if scc.len() == 1 && self_loop.is_none() {
             continue;
         }
@@ -179,7 +271,10 @@ fn report_cycles(
         let mut queue = VecDeque::from([start]);
         let mut closing: Option<(NodeIndex, Edge)> = None;
         'search: while let Some(n) = queue.pop_front() {
-            let mut edges: Vec<_> = graph.edges(n).filter(|e| e.weight().kind == kind && members.contains(&e.target())).collect();
+            let mut edges: Vec<_> = graph
+                .edges(n)
+                .filter(|e| e.weight().kind == kind && members.contains(&e.target()))
+                .collect();
             edges.sort_by_key(|e| e.id());
             for e in edges {
                 if e.target() == start {
@@ -192,7 +287,9 @@ fn report_cycles(
                 }
             }
         }
-        let Some((last, closing_edge)) = closing else { continue };
+        let Some((last, closing_edge)) = closing else {
+            continue;
+        };
         let mut hops: Vec<(NodeIndex, Edge)> = vec![(last, closing_edge)];
         let mut cur = last;
         while cur != start {
@@ -201,7 +298,10 @@ fn report_cycles(
             cur = p;
         }
         hops.reverse();
-        let mut path: Vec<String> = hops.iter().map(|(n, _)| format!("`{}`", name_of(graph[*n]))).collect();
+        let mut path: Vec<String> = hops
+            .iter()
+            .map(|(n, _)| format!("`{}`", name_of(graph[*n])))
+            .collect();
         path.push(format!("`{}`", name_of(graph[start])));
         let path = path.join(" → ");
         let message = if hops.len() == 1 {
@@ -220,14 +320,21 @@ fn report_cycles(
         };
         let mut d = Diagnostic::error(Code::Cycle, hops[0].1.loc, message).with_help(help_text);
         for (n, e) in hops.iter().skip(1) {
-            d = d.with_secondary(e.loc, format!("`{}` continues the cycle here", name_of(graph[*n])));
+            d = d.with_secondary(
+                e.loc,
+                format!("`{}` continues the cycle here", name_of(graph[*n])),
+            );
         }
         diags.push(d);
     }
     found
 }
 
-fn order_apps(estate: &Estate, graph: &DiGraph<NodeKind, Edge>, apps: &[NodeIndex]) -> (Vec<AppId>, Vec<i32>) {
+fn order_apps(
+    estate: &Estate,
+    graph: &DiGraph<NodeKind, Edge>,
+    apps: &[NodeIndex],
+) -> (Vec<AppId>, Vec<i32>) {
     let n = estate.apps.len();
     let index_of = |ni: NodeIndex| match graph[ni] {
         NodeKind::App(a) => a.index(),
@@ -236,7 +343,10 @@ fn order_apps(estate: &Estate, graph: &DiGraph<NodeKind, Edge>, apps: &[NodeInde
     // deps[i]: apps that i depends on.
     let mut deps: Vec<BTreeSet<usize>> = vec![BTreeSet::new(); n];
     for (i, &ni) in apps.iter().enumerate() {
-        for e in graph.edges(ni).filter(|e| e.weight().kind == EdgeKind::DependsOn) {
+        for e in graph
+            .edges(ni)
+            .filter(|e| e.weight().kind == EdgeKind::DependsOn)
+        {
             let j = index_of(e.target());
             if j != i {
                 deps[i].insert(j);
@@ -272,11 +382,18 @@ fn order_apps(estate: &Estate, graph: &DiGraph<NodeKind, Edge>, apps: &[NodeInde
     (order, waves)
 }
 
-fn order_stages(estate: &Estate, graph: &DiGraph<NodeKind, Edge>, stages: &[NodeIndex]) -> Vec<StageId> {
+fn order_stages(
+    estate: &Estate,
+    graph: &DiGraph<NodeKind, Edge>,
+    stages: &[NodeIndex],
+) -> Vec<StageId> {
     let n = estate.stages.len();
     let mut upstream: Vec<Option<usize>> = vec![None; n];
     for (i, &ni) in stages.iter().enumerate() {
-        for e in graph.edges(ni).filter(|e| e.weight().kind == EdgeKind::PromotesFrom) {
+        for e in graph
+            .edges(ni)
+            .filter(|e| e.weight().kind == EdgeKind::PromotesFrom)
+        {
             if let NodeKind::Stage(s) = graph[e.target()] {
                 if s.index() != i {
                     upstream[i] = Some(s.index());
@@ -335,7 +452,13 @@ fn edge_list(estate: &Estate, g: &EstateGraph) -> Vec<(String, &'static str, Str
     let mut edges: Vec<(String, &'static str, String)> = g
         .graph
         .edge_references()
-        .map(|e| (node_id(estate, g.graph[e.source()]).0, e.weight().kind.name(), node_id(estate, g.graph[e.target()]).0))
+        .map(|e| {
+            (
+                node_id(estate, g.graph[e.source()]).0,
+                e.weight().kind.name(),
+                node_id(estate, g.graph[e.target()]).0,
+            )
+        })
         .collect();
     edges.sort();
     edges.dedup();
@@ -344,8 +467,13 @@ fn edge_list(estate: &Estate, g: &EstateGraph) -> Vec<(String, &'static str, Str
 
 /// Graphviz DOT, for `keelson graph --format dot`.
 pub fn to_dot(estate: &Estate, g: &EstateGraph) -> String {
-    let mut out = String::from("digraph estate {\n  rankdir=LR;\n  node [fontname=\"sans-serif\"];\n");
-    let mut nodes: Vec<(String, &str, String)> = g.graph.node_weights().map(|k| node_id(estate, *k)).collect();
+    let mut out =
+        String::from("digraph estate {\n  rankdir=LR;\n  node [fontname=\"sans-serif\"];\n");
+    let mut nodes: Vec<(String, &str, String)> = g
+        .graph
+        .node_weights()
+        .map(|k| node_id(estate, *k))
+        .collect();
     nodes.sort();
     for (id, kind, name) in &nodes {
         let shape = match *kind {
@@ -357,15 +485,27 @@ pub fn to_dot(estate: &Estate, g: &EstateGraph) -> String {
             _ => "hexagon",
         };
         let label = if *kind == "app" {
-            let wave = estate.apps.iter().position(|a| &a.name.value == name).map_or(0, |i| g.waves[i]);
+            let wave = estate
+                .apps
+                .iter()
+                .position(|a| &a.name.value == name)
+                .map_or(0, |i| g.waves[i]);
             format!("{name}\\nwave {wave}")
         } else {
             name.clone()
         };
-        out.push_str(&format!("  \"{}\" [label=\"{}\", shape={shape}];\n", escape(id), escape_label(&label)));
+        out.push_str(&format!(
+            "  \"{}\" [label=\"{}\", shape={shape}];\n",
+            escape(id),
+            escape_label(&label)
+        ));
     }
     for (from, kind, to) in edge_list(estate, g) {
-        out.push_str(&format!("  \"{}\" -> \"{}\" [label=\"{kind}\"];\n", escape(&from), escape(&to)));
+        out.push_str(&format!(
+            "  \"{}\" -> \"{}\" [label=\"{kind}\"];\n",
+            escape(&from),
+            escape(&to)
+        ));
     }
     out.push_str("}\n");
     out

@@ -53,16 +53,22 @@ app "hello" {
 /// directory already holds `.kdl` files, so it never overwrites an estate.
 pub fn init(dir: &Path) -> Result<std::path::PathBuf, Error> {
     std::fs::create_dir_all(dir).map_err(|e| Error::io("creating the estate directory", dir, e))?;
-    let entries = std::fs::read_dir(dir).map_err(|e| Error::io("reading the estate directory", dir, e))?;
+    let entries =
+        std::fs::read_dir(dir).map_err(|e| Error::io("reading the estate directory", dir, e))?;
     for entry in entries.flatten() {
         if entry.path().extension().is_some_and(|x| x == "kdl") {
             return Err(Error::refused(
-                format!("`{}` already holds an estate (`{}`)", dir.display(), entry.path().display()),
+                format!(
+                    "`{}` already holds an estate (`{}`)",
+                    dir.display(),
+                    entry.path().display()
+                ),
                 "run `keelson init` on an empty directory, or edit the existing estate",
             ));
         }
     }
     let path = dir.join("estate.kdl");
-    std::fs::write(&path, STARTER).map_err(|e| Error::io("writing the starter estate", &path, e))?;
+    std::fs::write(&path, STARTER)
+        .map_err(|e| Error::io("writing the starter estate", &path, e))?;
     Ok(path)
 }

@@ -30,7 +30,8 @@ pub struct Loaded {
 
 /// Reads every `*.kdl` file directly inside `dir`.
 pub fn load_dir(dir: &Path, diags: &mut Diagnostics) -> Result<Loaded, Error> {
-    let entries = std::fs::read_dir(dir).map_err(|e| Error::io("reading the estate directory", dir, e))?;
+    let entries =
+        std::fs::read_dir(dir).map_err(|e| Error::io("reading the estate directory", dir, e))?;
     let mut paths = Vec::new();
     for entry in entries {
         let entry = entry.map_err(|e| Error::io("reading the estate directory", dir, e))?;
@@ -45,9 +46,13 @@ pub fn load_dir(dir: &Path, diags: &mut Diagnostics) -> Result<Loaded, Error> {
     }
     let mut files = Vec::with_capacity(paths.len());
     for path in paths {
-        let bytes = std::fs::read(&path).map_err(|e| Error::io("reading an estate file", &path, e))?;
+        let bytes =
+            std::fs::read(&path).map_err(|e| Error::io("reading an estate file", &path, e))?;
         let text = String::from_utf8(bytes).map_err(|_| Error::NotUtf8(path.clone()))?;
-        let name = path.file_name().map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned());
+        let name = path.file_name().map_or_else(
+            || path.display().to_string(),
+            |n| n.to_string_lossy().into_owned(),
+        );
         files.push((name, path, text));
     }
     Ok(load_sources(dir, files, diags))
@@ -55,8 +60,15 @@ pub fn load_dir(dir: &Path, diags: &mut Diagnostics) -> Result<Loaded, Error> {
 
 /// Parses estate files that are already in memory (tests, fuzzing, benchmarks).
 /// Each item is (display name, path, text).
-pub fn load_sources(root: &Path, files: Vec<(String, PathBuf, String)>, diags: &mut Diagnostics) -> Loaded {
-    let mut loaded = Loaded { root: root.to_path_buf(), ..Default::default() };
+pub fn load_sources(
+    root: &Path,
+    files: Vec<(String, PathBuf, String)>,
+    diags: &mut Diagnostics,
+) -> Loaded {
+    let mut loaded = Loaded {
+        root: root.to_path_buf(),
+        ..Default::default()
+    };
     for (name, path, text) in files {
         let parsed = parse_kdl(&text);
         let id = loaded.sources.add(name, path, text);
@@ -91,8 +103,16 @@ pub fn parse_kdl(text: &str) -> Result<KdlDocument, kdl::KdlError> {
 fn report_syntax(file: FileId, err: kdl::KdlError, diags: &mut Diagnostics) {
     if err.diagnostics.is_empty() {
         diags.push(
-            Diagnostic::error(Code::Syntax, Loc { file, offset: 0, len: 0 }, "this file is not valid KDL 2")
-                .with_help("see https://kdl.dev for the syntax"),
+            Diagnostic::error(
+                Code::Syntax,
+                Loc {
+                    file,
+                    offset: 0,
+                    len: 0,
+                },
+                "this file is not valid KDL 2",
+            )
+            .with_help("see https://kdl.dev for the syntax"),
         );
     }
     for mut d in err.diagnostics {
@@ -101,14 +121,16 @@ fn report_syntax(file: FileId, err: kdl::KdlError, diags: &mut Diagnostics) {
         let kdl1 = matches!(spanned, "true" | "false" | "null");
         let mut diag = Diagnostic::error(Code::Syntax, Loc::new(file, d.span), message);
         if kdl1 {
-            d.help = Some(format!("KDL 2 writes `#{spanned}`; keelson estates are KDL 2"));
+            d.help = Some(format!(
+                "KDL 2 writes `#{spanned}`; keelson estates are KDL 2"
+            ));
         }
         if let Some(label) = d.label {
             diag = diag.with_label(label);
         }
-        diag = diag.with_help(
-            d.help.unwrap_or_else(|| "fix the KDL syntax here; keelson estates are KDL 2 (https://kdl.dev)".into()),
-        );
+        diag = diag.with_help(d.help.unwrap_or_else(|| {
+            "fix the KDL syntax here; keelson estates are KDL 2 (https://kdl.dev)".into()
+        }));
         diags.push(diag);
     }
 }

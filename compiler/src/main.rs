@@ -13,7 +13,11 @@ use keelson::diagnostic::{self, Format};
 use keelson::{Error, check, fmt, graph, init};
 
 #[derive(Parser)]
-#[command(name = "keelson", version, about = "Compile an Argo CD estate described in KDL into a GitOps repository")]
+#[command(
+    name = "keelson",
+    version,
+    about = "Compile an Argo CD estate described in KDL into a GitOps repository"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -80,9 +84,18 @@ fn print_error(e: &Error) {
 
 fn run(cli: Cli) -> Result<ExitCode, Error> {
     match cli.command {
-        Command::Check { dir, format, deny_warnings } => {
+        Command::Check {
+            dir,
+            format,
+            deny_warnings,
+        } => {
             let checked = check::check_dir(&dir)?;
-            let rendered = diagnostic::render(&checked.diagnostics, &checked.loaded.sources, format, color());
+            let rendered = diagnostic::render(
+                &checked.diagnostics,
+                &checked.loaded.sources,
+                format,
+                color(),
+            );
             match format {
                 Format::Json => print!("{rendered}"),
                 _ => eprint!("{rendered}"),
@@ -94,29 +107,54 @@ fn run(cli: Cli) -> Result<ExitCode, Error> {
                 let files = checked.loaded.sources.len();
                 let s = |n: usize| if n == 1 { "" } else { "s" };
                 if failed {
-                    eprintln!("error: the estate has {errors} error{} and {warnings} warning{}", s(errors), s(warnings));
+                    eprintln!(
+                        "error: the estate has {errors} error{} and {warnings} warning{}",
+                        s(errors),
+                        s(warnings)
+                    );
                 } else {
-                    eprintln!("checked {files} file{}: {warnings} warning{}", s(files), s(warnings));
+                    eprintln!(
+                        "checked {files} file{}: {warnings} warning{}",
+                        s(files),
+                        s(warnings)
+                    );
                 }
             }
-            Ok(if failed { ExitCode::from(1) } else { ExitCode::SUCCESS })
+            Ok(if failed {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            })
         }
         Command::Fmt { dir, check } => run_fmt(&dir, check),
         Command::Init { dir } => {
             let path = init::init(&dir)?;
-            eprintln!("wrote {}; check it with `keelson check {}`", path.display(), dir.display());
+            eprintln!(
+                "wrote {}; check it with `keelson check {}`",
+                path.display(),
+                dir.display()
+            );
             Ok(ExitCode::SUCCESS)
         }
         Command::Graph { dir, format } => {
             let checked = check::check_dir(&dir)?;
             if checked.has_errors() {
-                let rendered = diagnostic::render(&checked.diagnostics, &checked.loaded.sources, Format::Human, color());
+                let rendered = diagnostic::render(
+                    &checked.diagnostics,
+                    &checked.loaded.sources,
+                    Format::Human,
+                    color(),
+                );
                 eprint!("{rendered}");
-                print_error(&Error::InvalidEstate { errors: checked.error_count() });
+                print_error(&Error::InvalidEstate {
+                    errors: checked.error_count(),
+                });
                 return Ok(ExitCode::from(1));
             }
             let (Some(estate), Some(g)) = (&checked.estate, &checked.graph) else {
-                return Err(Error::InvalidEstate { errors: checked.error_count() });
+                return Err(Error::InvalidEstate {
+                    errors: checked.error_count(),
+                });
             };
             let out = match format {
                 GraphFormat::Dot => graph::to_dot(estate, g),
@@ -132,14 +170,21 @@ fn run_fmt(dir: &std::path::Path, check_only: bool) -> Result<ExitCode, Error> {
     let mut diags = diagnostic::Diagnostics::default();
     let loaded = keelson::load::load_dir(dir, &mut diags)?;
     if diags.has_errors() {
-        let rendered = diagnostic::render(&diags.into_sorted(), &loaded.sources, Format::Human, color());
+        let rendered = diagnostic::render(
+            &diags.into_sorted(),
+            &loaded.sources,
+            Format::Human,
+            color(),
+        );
         eprint!("{rendered}");
         eprintln!("error: files with syntax errors are not formatted");
         return Ok(ExitCode::from(1));
     }
     let mut unformatted = Vec::new();
     for (_, file) in loaded.sources.iter() {
-        let Ok(formatted) = fmt::format_source(&file.text) else { continue };
+        let Ok(formatted) = fmt::format_source(&file.text) else {
+            continue;
+        };
         if formatted != file.text {
             if check_only {
                 println!("{}", file.path.display());
@@ -151,7 +196,11 @@ fn run_fmt(dir: &std::path::Path, check_only: bool) -> Result<ExitCode, Error> {
         }
     }
     if check_only && !unformatted.is_empty() {
-        eprintln!("error: {} file(s) are not formatted; run `keelson fmt {}`", unformatted.len(), dir.display());
+        eprintln!(
+            "error: {} file(s) are not formatted; run `keelson fmt {}`",
+            unformatted.len(),
+            dir.display()
+        );
         return Ok(ExitCode::from(1));
     }
     Ok(ExitCode::SUCCESS)

@@ -32,7 +32,9 @@ macro_rules! index_type {
         }
     )*};
 }
-index_type!(SiteId, ClusterId, RegistryId, PolicyId, StageId, AppId, ProjectId);
+index_type!(
+    SiteId, ClusterId, RegistryId, PolicyId, StageId, AppId, ProjectId
+);
 
 #[derive(Debug, Clone)]
 pub struct Estate {
@@ -110,8 +112,12 @@ pub enum Placeholder {
 }
 
 impl Placeholder {
-    pub const ALL: &'static [Placeholder] =
-        &[Placeholder::Site, Placeholder::Cluster, Placeholder::App, Placeholder::Stage];
+    pub const ALL: &'static [Placeholder] = &[
+        Placeholder::Site,
+        Placeholder::Cluster,
+        Placeholder::App,
+        Placeholder::Stage,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -231,7 +237,11 @@ pub enum CredentialRef {
     /// `pullsecret:<namespace>/<name>`: a docker-registry pull secret.
     PullSecret { namespace: String, name: String },
     /// `secret:<namespace>/<name>#<field>`: one field of a generic secret.
-    Secret { namespace: String, name: String, field: String },
+    Secret {
+        namespace: String,
+        name: String,
+        field: String,
+    },
     /// `env:<VAR>`: an environment variable of the Image Updater pod.
     Env(String),
     /// `ext:<absolute path>`: a script in the Image Updater pod.
@@ -241,8 +251,14 @@ pub enum CredentialRef {
 impl fmt::Display for CredentialRef {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            CredentialRef::PullSecret { namespace, name } => write!(f, "pullsecret:{namespace}/{name}"),
-            CredentialRef::Secret { namespace, name, field } => {
+            CredentialRef::PullSecret { namespace, name } => {
+                write!(f, "pullsecret:{namespace}/{name}")
+            }
+            CredentialRef::Secret {
+                namespace,
+                name,
+                field,
+            } => {
                 write!(f, "secret:{namespace}/{name}#{field}")
             }
             CredentialRef::Env(v) => write!(f, "env:{v}"),
@@ -300,9 +316,16 @@ pub struct Policy {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum WriteBack {
     /// Image Updater commits to the branch the Application tracks.
-    Git { branch: Option<String>, credentials: Option<String> },
+    Git {
+        branch: Option<String>,
+        credentials: Option<String>,
+    },
     /// Image Updater opens a pull (or merge) request.
-    PullRequest { provider: GitProvider, branch: Option<String>, credentials: Option<String> },
+    PullRequest {
+        provider: GitProvider,
+        branch: Option<String>,
+        credentials: Option<String>,
+    },
     /// Image Updater patches the live Application; nothing is committed.
     Argocd,
     /// keelson alone decides; no ImageUpdater resource is emitted.
@@ -336,7 +359,10 @@ pub enum StageSource {
     /// Images come from the registry: strategy, filters and filter policies.
     Registry { filters: Vec<Spanned<PolicyId>> },
     /// Images come from an upstream stage, through gate policies.
-    Promotion { from: Spanned<StageId>, gates: Vec<Spanned<PolicyId>> },
+    Promotion {
+        from: Spanned<StageId>,
+        gates: Vec<Spanned<PolicyId>>,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -373,7 +399,8 @@ pub enum Strategy {
 }
 
 impl Strategy {
-    pub const NAMES: &'static [&'static str] = &["semver", "newest-build", "alphabetical", "digest"];
+    pub const NAMES: &'static [&'static str] =
+        &["semver", "newest-build", "alphabetical", "digest"];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -397,7 +424,11 @@ pub enum ImageTarget {
     /// The kustomize `images[].name` the manifests use, when it is not the repository.
     Kustomize { name: Option<String> },
     /// Dotted Helm value paths.
-    Helm { name: String, tag: String, spec: Option<String> },
+    Helm {
+        name: String,
+        tag: String,
+        spec: Option<String>,
+    },
 }
 
 /// An image reference without tag: `[registry/]path`.
@@ -435,7 +466,10 @@ pub enum Manifests {
     /// A directory of plain YAML (wrapped in a kustomization when emitted).
     Directory(Spanned<PathBuf>),
     /// A stdlib template, rendered with parameters.
-    Template { name: Spanned<String>, params: serde_json::Map<String, serde_json::Value> },
+    Template {
+        name: Spanned<String>,
+        params: serde_json::Map<String, serde_json::Value>,
+    },
     /// A Helm chart from a chart repository.
     Chart {
         name: Spanned<String>,

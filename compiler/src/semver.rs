@@ -98,7 +98,11 @@ impl Version {
         let seg = |i: usize| -> Result<u64, VersionError> {
             match m.get(i) {
                 None => Ok(0),
-                Some(s) => s.as_str().trim_start_matches('.').parse().map_err(|_| VersionError::Invalid),
+                Some(s) => s
+                    .as_str()
+                    .trim_start_matches('.')
+                    .parse()
+                    .map_err(|_| VersionError::Invalid),
             }
         };
         let version = Version {
@@ -119,7 +123,14 @@ impl Version {
     }
 
     fn from_parts(major: u64, minor: u64, patch: u64, pre: &str) -> Version {
-        Version { major, minor, patch, pre: pre.into(), metadata: String::new(), original: String::new() }
+        Version {
+            major,
+            minor,
+            patch,
+            pre: pre.into(),
+            metadata: String::new(),
+            original: String::new(),
+        }
     }
 
     /// Semver precedence; build metadata is ignored (`Version.Compare`).
@@ -244,15 +255,19 @@ impl fmt::Display for ConstraintError {
 const CV: &str = r"v?([0-9|x|X|\*]+)(\.[0-9|x|X|\*]+)?(\.[0-9|x|X|\*]+)?(-([0-9A-Za-z\-]+(\.[0-9A-Za-z\-]+)*))?(\+([0-9A-Za-z\-]+(\.[0-9A-Za-z\-]+)*))?";
 const OPS: &str = r"=||!=|>|<|>=|=>|<=|=<|~|~>|\^";
 
-static CONSTRAINT: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(&format!(r"^{WS}*({OPS}){WS}*({CV}){WS}*$")).expect("static regex"));
-static CONSTRAINT_RANGE: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(&format!(r"{WS}*({CV}){WS}+-{WS}+({CV}){WS}*")).expect("static regex"));
+static CONSTRAINT: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(&format!(r"^{WS}*({OPS}){WS}*({CV}){WS}*$")).expect("static regex")
+});
+static CONSTRAINT_RANGE: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(&format!(r"{WS}*({CV}){WS}+-{WS}+({CV}){WS}*")).expect("static regex")
+});
 static FIND_CONSTRAINT: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(&format!(r"({OPS}){WS}*({CV})")).expect("static regex"));
 static VALID_CONSTRAINT: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(&format!(r"^({WS}*({OPS}){WS}*({CV}){WS}*)((?:{WS}+|,{WS}*)({OPS}){WS}*({CV}){WS}*)*$"))
-        .expect("static regex")
+    Regex::new(&format!(
+        r"^({WS}*({OPS}){WS}*({CV}){WS}*)((?:{WS}+|,{WS}*)({OPS}){WS}*({CV}){WS}*)*$"
+    ))
+    .expect("static regex")
 });
 
 fn is_x(s: &str) -> bool {
@@ -281,7 +296,9 @@ fn parse_single(c: &str) -> Result<Single, ConstraintError> {
             dirty: true,
         });
     }
-    let m = CONSTRAINT.captures(c).ok_or_else(|| ConstraintError { segment: c.to_string() })?;
+    let m = CONSTRAINT.captures(c).ok_or_else(|| ConstraintError {
+        segment: c.to_string(),
+    })?;
     let g = |i: usize| m.get(i).map_or("", |s| s.as_str());
     let op = match g(1) {
         "" | "=" => Op::TildeOrEqual,
@@ -292,7 +309,11 @@ fn parse_single(c: &str) -> Result<Single, ConstraintError> {
         "<=" | "=<" => Op::LessEqual,
         "~" | "~>" => Op::Tilde,
         "^" => Op::Caret,
-        _ => return Err(ConstraintError { segment: c.to_string() }),
+        _ => {
+            return Err(ConstraintError {
+                segment: c.to_string(),
+            });
+        }
     };
     let (mut minor_dirty, mut patch_dirty, mut dirty) = (false, false, false);
     let ver = if is_x(g(3)) || g(3).is_empty() {
@@ -311,8 +332,16 @@ fn parse_single(c: &str) -> Result<Single, ConstraintError> {
     };
     // Upstream calls this "constraint parser error"; it happens for wildcards
     // in odd places (`1.x.3`) and for numbers that overflow.
-    let con = Version::parse(&ver).map_err(|_| ConstraintError { segment: c.to_string() })?;
-    Ok(Single { con, op, minor_dirty, patch_dirty, dirty })
+    let con = Version::parse(&ver).map_err(|_| ConstraintError {
+        segment: c.to_string(),
+    })?;
+    Ok(Single {
+        con,
+        op,
+        minor_dirty,
+        patch_dirty,
+        dirty,
+    })
 }
 
 impl Constraint {
@@ -324,7 +353,9 @@ impl Constraint {
         let mut contains_pre = Vec::new();
         for or in rewritten.split("||") {
             if !VALID_CONSTRAINT.is_match(or) {
-                return Err(ConstraintError { segment: or.to_string() });
+                return Err(ConstraintError {
+                    segment: or.to_string(),
+                });
             }
             let found: Vec<&str> = FIND_CONSTRAINT.find_iter(or).map(|m| m.as_str()).collect();
             let pieces = if found.is_empty() { vec![or] } else { found };
@@ -338,7 +369,11 @@ impl Constraint {
             groups.push(group);
             contains_pre.push(has_pre);
         }
-        Ok(Constraint { groups, contains_pre, text: c.to_string() })
+        Ok(Constraint {
+            groups,
+            contains_pre,
+            text: c.to_string(),
+        })
     }
 
     pub fn as_str(&self) -> &str {
@@ -413,7 +448,8 @@ fn check(v: &Version, c: &Single, include_pre: bool) -> bool {
             if !c.dirty {
                 return cmp != Ordering::Greater;
             }
-            !(v.major > c.con.major || (v.major == c.con.major && v.minor > c.con.minor && !c.minor_dirty))
+            !(v.major > c.con.major
+                || (v.major == c.con.major && v.minor > c.con.minor && !c.minor_dirty))
         }
         Op::Tilde => tilde(v, c),
         Op::Caret => caret(v, c),
@@ -424,7 +460,8 @@ fn tilde(v: &Version, c: &Single) -> bool {
     if v.compare(&c.con) == Ordering::Less {
         return false;
     }
-    if c.con.major == 0 && c.con.minor == 0 && c.con.patch == 0 && !c.minor_dirty && !c.patch_dirty {
+    if c.con.major == 0 && c.con.minor == 0 && c.con.patch == 0 && !c.minor_dirty && !c.patch_dirty
+    {
         return true;
     }
     if v.major != c.con.major {
@@ -457,17 +494,25 @@ mod tests {
     use super::*;
 
     fn ok(c: &str, v: &str) -> bool {
-        Constraint::parse(c).unwrap().matches(&Version::parse(v).unwrap())
+        Constraint::parse(c)
+            .unwrap()
+            .matches(&Version::parse(v).unwrap())
     }
 
     #[test]
     fn lenient_versions() {
         assert_eq!(Version::parse("1").unwrap().to_string(), "1.0.0");
         assert_eq!(Version::parse("v1.2").unwrap().to_string(), "1.2.0");
-        assert_eq!(Version::parse("2024.01.15").unwrap().to_string(), "2024.1.15");
+        assert_eq!(
+            Version::parse("2024.01.15").unwrap().to_string(),
+            "2024.1.15"
+        );
         assert!(Version::parse("V1.0.0").is_err());
         assert!(Version::parse("1.0.0.1").is_err());
-        assert_eq!(Version::parse("1.0.0-01"), Err(VersionError::SegmentStartsZero));
+        assert_eq!(
+            Version::parse("1.0.0-01"),
+            Err(VersionError::SegmentStartsZero)
+        );
         assert_eq!(Version::parse("1.25.3-alpine").unwrap().pre, "alpine");
         assert_eq!(Version::parse("2024-01-15").unwrap().pre, "01-15");
         assert!(Version::parse("latest").is_err());
@@ -475,7 +520,11 @@ mod tests {
 
     #[test]
     fn prerelease_order() {
-        let cmp = |a: &str, b: &str| Version::parse(a).unwrap().compare(&Version::parse(b).unwrap());
+        let cmp = |a: &str, b: &str| {
+            Version::parse(a)
+                .unwrap()
+                .compare(&Version::parse(b).unwrap())
+        };
         assert_eq!(cmp("1.0.0-rc.10", "1.0.0-rc.9"), Ordering::Greater);
         assert_eq!(cmp("1.0.0-rc10", "1.0.0-rc2"), Ordering::Less);
         assert_eq!(cmp("1.0.0-1", "1.0.0-alpha"), Ordering::Less);
@@ -511,7 +560,9 @@ mod tests {
 
     #[test]
     fn invalid_constraints() {
-        for bad in ["latest", "stable", ">=", "^1.2.3.4", "~> >1", "1.2 ||", "a.b"] {
+        for bad in [
+            "latest", "stable", ">=", "^1.2.3.4", "~> >1", "1.2 ||", "a.b",
+        ] {
             assert!(Constraint::parse(bad).is_err(), "{bad} should be invalid");
         }
     }

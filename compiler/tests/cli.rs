@@ -31,11 +31,20 @@ fn init_writes_an_estate_that_checks_and_is_formatted() {
     let o = keelson(&["check", "estate"], &dir);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let o = keelson(&["fmt", "--check", "estate"], &dir);
-    assert_eq!(o.status.code(), Some(0), "the starter estate must be formatted: {}", stderr(&o));
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "the starter estate must be formatted: {}",
+        stderr(&o)
+    );
     // A second init refuses rather than overwrite.
     let o = keelson(&["init", "estate"], &dir);
     assert_eq!(o.status.code(), Some(2));
-    assert!(stderr(&o).contains("already holds an estate"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("already holds an estate"),
+        "{}",
+        stderr(&o)
+    );
 }
 
 #[test]
@@ -46,11 +55,18 @@ fn check_reports_every_error_and_exits_1() {
         "repo \"https://x.example/g.git\"\nstge \"dev\"\nsite \"s\" { cluster \"c\" server=\"in-cluster\" }\n",
     )
     .unwrap();
-    std::fs::write(dir.join("b.kdl"), "app \"A\" { template \"worker\"; deploy \"nope\" cluster=\"c\" namespace=\"x\" }\n").unwrap();
+    std::fs::write(
+        dir.join("b.kdl"),
+        "app \"A\" { template \"worker\"; deploy \"nope\" cluster=\"c\" namespace=\"x\" }\n",
+    )
+    .unwrap();
     let o = keelson(&["check", ".", "--format", "concise"], &dir);
     assert_eq!(o.status.code(), Some(1));
     let err = stderr(&o);
-    assert!(err.contains("unknown node `stge`") && err.contains("did you mean `stage`?"), "{err}");
+    assert!(
+        err.contains("unknown node `stge`") && err.contains("did you mean `stage`?"),
+        "{err}"
+    );
     assert!(err.contains("a.kdl:2:1"), "{err}");
     assert!(err.contains("not a valid app name"), "{err}");
     assert!(err.contains("there is no stage `nope`"), "{err}");
@@ -60,7 +76,11 @@ fn check_reports_every_error_and_exits_1() {
 #[test]
 fn check_json_goes_to_stdout() {
     let dir = temp_dir("json");
-    std::fs::write(dir.join("a.kdl"), "repo \"https://x.example/g.git\"\nbogus\n").unwrap();
+    std::fs::write(
+        dir.join("a.kdl"),
+        "repo \"https://x.example/g.git\"\nbogus\n",
+    )
+    .unwrap();
     let o = keelson(&["check", ".", "--format", "json"], &dir);
     assert_eq!(o.status.code(), Some(1));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("JSON on stdout");
@@ -90,7 +110,10 @@ fn fmt_rewrites_and_check_mode_lists_files() {
     let o = keelson(&["fmt", "."], &dir);
     assert!(o.status.success(), "{}", stderr(&o));
     let text = std::fs::read_to_string(dir.join("a.kdl")).unwrap();
-    assert_eq!(text, "repo \"https://x.example/g.git\" branch=\"main\"\n\nsite \"s\" {\n    cluster \"c\" server=\"in-cluster\"\n}\n");
+    assert_eq!(
+        text,
+        "repo \"https://x.example/g.git\" branch=\"main\"\n\nsite \"s\" {\n    cluster \"c\" server=\"in-cluster\"\n}\n"
+    );
     let o = keelson(&["fmt", "--check", "."], &dir);
     assert_eq!(o.status.code(), Some(0));
 }
@@ -103,7 +126,11 @@ fn graph_prints_dot_and_json() {
     let o = keelson(&["graph", "e"], &dir);
     assert!(o.status.success(), "{}", stderr(&o));
     let dot = String::from_utf8_lossy(&o.stdout);
-    assert!(dot.starts_with("digraph estate {") && dot.contains("\"stage:prod\" -> \"stage:dev\" [label=\"promotes-from\"]"), "{dot}");
+    assert!(
+        dot.starts_with("digraph estate {")
+            && dot.contains("\"stage:prod\" -> \"stage:dev\" [label=\"promotes-from\"]"),
+        "{dot}"
+    );
     let o = keelson(&["graph", "e", "--format", "json"], &dir);
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["order"]["stages"], serde_json::json!(["dev", "prod"]));

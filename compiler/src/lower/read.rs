@@ -70,11 +70,20 @@ impl Cx<'_> {
                         } else {
                             format!(
                                 "remove it: {what} takes {expected}; settings are properties: {}",
-                                shape.props.iter().map(|p| format!("`{p}=`")).collect::<Vec<_>>().join(", ")
+                                shape
+                                    .props
+                                    .iter()
+                                    .map(|p| format!("`{p}=`"))
+                                    .collect::<Vec<_>>()
+                                    .join(", ")
                             )
                         };
-                        self.error(Code::UnexpectedArgument, loc, format!("unexpected argument to {what}"))
-                            .help = Some(help);
+                        self.error(
+                            Code::UnexpectedArgument,
+                            loc,
+                            format!("unexpected argument to {what}"),
+                        )
+                        .help = Some(help);
                     }
                 }
                 Some(key) => {
@@ -91,39 +100,66 @@ impl Cx<'_> {
                             None if shape.props.is_empty() => format!("{what} takes no properties"),
                             None => format!(
                                 "{what} takes: {}",
-                                shape.props.iter().map(|p| format!("`{p}`")).collect::<Vec<_>>().join(", ")
+                                shape
+                                    .props
+                                    .iter()
+                                    .map(|p| format!("`{p}`"))
+                                    .collect::<Vec<_>>()
+                                    .join(", ")
                             ),
                         });
                     } else if seen_props.contains(&key_name) {
-                        self.error(Code::DuplicateNode, loc, format!("property `{key_name}` is given twice"))
-                            .help = Some("remove one of them; KDL would silently keep the last".into());
+                        self.error(
+                            Code::DuplicateNode,
+                            loc,
+                            format!("property `{key_name}` is given twice"),
+                        )
+                        .help = Some("remove one of them; KDL would silently keep the last".into());
                     }
                     seen_props.push(key_name);
                 }
             }
             if let Some(ty) = entry.ty() {
                 let loc = self.loc(ty.span());
-                self.warning(Code::IgnoredSetting, loc, "type annotations are ignored by keelson").help =
-                    Some("remove the `(…)` annotation".into());
+                self.warning(
+                    Code::IgnoredSetting,
+                    loc,
+                    "type annotations are ignored by keelson",
+                )
+                .help = Some("remove the `(…)` annotation".into());
             }
         }
         if let Some(ty) = node.ty() {
             let loc = self.loc(ty.span());
-            self.warning(Code::IgnoredSetting, loc, "type annotations are ignored by keelson").help =
-                Some("remove the `(…)` annotation".into());
+            self.warning(
+                Code::IgnoredSetting,
+                loc,
+                "type annotations are ignored by keelson",
+            )
+            .help = Some("remove the `(…)` annotation".into());
         }
         if let (Some(allowed), Some(children)) = (shape.children, node.children()) {
             for child in children.nodes() {
                 let name = child.name().value();
                 if !allowed.contains(&name) {
                     let loc = self.name_loc(child);
-                    let d = self.error(Code::UnknownNode, loc, format!("unknown node `{name}` in {what}"));
+                    let d = self.error(
+                        Code::UnknownNode,
+                        loc,
+                        format!("unknown node `{name}` in {what}"),
+                    );
                     d.help = Some(match suggest(name, allowed) {
                         Some(s) => format!("did you mean `{s}`?"),
-                        None if allowed.is_empty() => format!("{what} has no children; remove the `{{ … }}` block"),
+                        None if allowed.is_empty() => {
+                            format!("{what} has no children; remove the `{{ … }}` block")
+                        }
                         None => format!(
                             "{what} may contain: {}",
-                            allowed.iter().map(|p| format!("`{p}`")).collect::<Vec<_>>().join(", ")
+                            allowed
+                                .iter()
+                                .map(|p| format!("`{p}`"))
+                                .collect::<Vec<_>>()
+                                .join(", ")
                         ),
                     });
                 }
@@ -134,7 +170,10 @@ impl Cx<'_> {
     // ---- arguments ----------------------------------------------------
 
     pub fn arg<'n>(&self, node: &'n KdlNode, index: usize) -> Option<&'n KdlEntry> {
-        node.entries().iter().filter(|e| e.name().is_none()).nth(index)
+        node.entries()
+            .iter()
+            .filter(|e| e.name().is_none())
+            .nth(index)
     }
 
     pub fn args<'n>(&self, node: &'n KdlNode) -> impl Iterator<Item = &'n KdlEntry> {
@@ -142,29 +181,43 @@ impl Cx<'_> {
     }
 
     /// A required string argument; `what` names it in the error ("a site name").
-    pub fn req_arg_str(&mut self, node: &KdlNode, index: usize, what: &str, example: &str) -> Option<Spanned<String>> {
+    pub fn req_arg_str(
+        &mut self,
+        node: &KdlNode,
+        index: usize,
+        what: &str,
+        example: &str,
+    ) -> Option<Spanned<String>> {
         match self.arg(node, index) {
             Some(entry) => self.entry_str(entry, what),
             None => {
                 let loc = self.name_loc(node);
                 let name = node.name().value();
-                self.error(Code::MissingValue, loc, format!("`{name}` needs {what}")).help =
-                    Some(format!("write it as an argument: `{name} {example}`"));
+                self.error(Code::MissingValue, loc, format!("`{name}` needs {what}"))
+                    .help = Some(format!("write it as an argument: `{name} {example}`"));
                 None
             }
         }
     }
 
     /// Every argument, each of which must be a string; at least one.
-    pub fn req_args_str(&mut self, node: &KdlNode, what: &str, example: &str) -> Vec<Spanned<String>> {
+    pub fn req_args_str(
+        &mut self,
+        node: &KdlNode,
+        what: &str,
+        example: &str,
+    ) -> Vec<Spanned<String>> {
         let entries: Vec<&KdlEntry> = self.args(node).collect();
         if entries.is_empty() {
             let loc = self.name_loc(node);
             let name = node.name().value();
-            self.error(Code::MissingValue, loc, format!("`{name}` needs {what}")).help =
-                Some(format!("write them as arguments: `{name} {example}`"));
+            self.error(Code::MissingValue, loc, format!("`{name}` needs {what}"))
+                .help = Some(format!("write them as arguments: `{name} {example}`"));
         }
-        entries.into_iter().filter_map(|e| self.entry_str(e, what)).collect()
+        entries
+            .into_iter()
+            .filter_map(|e| self.entry_str(e, what))
+            .collect()
     }
 
     pub fn entry_str(&mut self, entry: &KdlEntry, what: &str) -> Option<Spanned<String>> {
@@ -172,8 +225,12 @@ impl Cx<'_> {
         match entry.value() {
             KdlValue::String(s) => Some(Spanned::new(s.clone(), loc)),
             other => {
-                self.error(Code::WrongType, loc, format!("{what} must be a string, not {}", type_name(other)))
-                    .help = Some(format!("quote it: `\"{}\"`", plain(other)));
+                self.error(
+                    Code::WrongType,
+                    loc,
+                    format!("{what} must be a string, not {}", type_name(other)),
+                )
+                .help = Some(format!("quote it: `\"{}\"`", plain(other)));
                 None
             }
         }
@@ -183,7 +240,10 @@ impl Cx<'_> {
 
     pub fn prop<'n>(&self, node: &'n KdlNode, key: &str) -> Option<&'n KdlEntry> {
         // The last one wins, as in KDL; duplicates were reported by check_shape.
-        node.entries().iter().rev().find(|e| e.name().is_some_and(|n| n.value() == key))
+        node.entries()
+            .iter()
+            .rev()
+            .find(|e| e.name().is_some_and(|n| n.value() == key))
     }
 
     pub fn prop_str(&mut self, node: &KdlNode, key: &str) -> Option<Spanned<String>> {
@@ -191,12 +251,21 @@ impl Cx<'_> {
         self.entry_str(entry, &format!("`{key}`"))
     }
 
-    pub fn req_prop_str(&mut self, node: &KdlNode, key: &str, example: &str) -> Option<Spanned<String>> {
+    pub fn req_prop_str(
+        &mut self,
+        node: &KdlNode,
+        key: &str,
+        example: &str,
+    ) -> Option<Spanned<String>> {
         if self.prop(node, key).is_none() {
             let loc = self.name_loc(node);
             let name = node.name().value();
-            self.error(Code::MissingValue, loc, format!("`{name}` needs the property `{key}`")).help =
-                Some(format!("add `{key}={example}`"));
+            self.error(
+                Code::MissingValue,
+                loc,
+                format!("`{name}` needs the property `{key}`"),
+            )
+            .help = Some(format!("add `{key}={example}`"));
             return None;
         }
         self.prop_str(node, key)
@@ -208,13 +277,23 @@ impl Cx<'_> {
         match entry.value() {
             KdlValue::Bool(b) => Some(Spanned::new(*b, loc)),
             KdlValue::String(s) if s == "true" || s == "false" => {
-                self.error(Code::WrongType, loc, format!("`{key}` must be a boolean, not a string")).help =
-                    Some(format!("write `{key}=#{s}` (KDL 2 booleans are `#true` and `#false`)"));
+                self.error(
+                    Code::WrongType,
+                    loc,
+                    format!("`{key}` must be a boolean, not a string"),
+                )
+                .help = Some(format!(
+                    "write `{key}=#{s}` (KDL 2 booleans are `#true` and `#false`)"
+                ));
                 None
             }
             other => {
-                self.error(Code::WrongType, loc, format!("`{key}` must be a boolean, not {}", type_name(other)))
-                    .help = Some(format!("write `{key}=#true` or `{key}=#false`"));
+                self.error(
+                    Code::WrongType,
+                    loc,
+                    format!("`{key}` must be a boolean, not {}", type_name(other)),
+                )
+                .help = Some(format!("write `{key}=#true` or `{key}=#false`"));
                 None
             }
         }
@@ -229,15 +308,25 @@ impl Cx<'_> {
     pub fn entry_uint(&mut self, entry: &KdlEntry, what: &str, max: u64) -> Option<Spanned<u64>> {
         let loc = self.loc(entry.span());
         match entry.value() {
-            KdlValue::Integer(i) if *i >= 0 && (*i as u128) <= max as u128 => Some(Spanned::new(*i as u64, loc)),
+            KdlValue::Integer(i) if *i >= 0 && (*i as u128) <= max as u128 => {
+                Some(Spanned::new(*i as u64, loc))
+            }
             KdlValue::Integer(i) => {
-                self.error(Code::InvalidValue, loc, format!("{what} is {i}, outside 0…{max}")).help =
-                    Some(format!("use a whole number from 0 to {max}"));
+                self.error(
+                    Code::InvalidValue,
+                    loc,
+                    format!("{what} is {i}, outside 0…{max}"),
+                )
+                .help = Some(format!("use a whole number from 0 to {max}"));
                 None
             }
             other => {
-                self.error(Code::WrongType, loc, format!("{what} must be a whole number, not {}", type_name(other)))
-                    .help = Some("write a number without quotes, e.g. `3`".into());
+                self.error(
+                    Code::WrongType,
+                    loc,
+                    format!("{what} must be a whole number, not {}", type_name(other)),
+                )
+                .help = Some("write a number without quotes, e.g. `3`".into());
                 None
             }
         }
@@ -245,19 +334,33 @@ impl Cx<'_> {
 
     // ---- children -----------------------------------------------------
 
-    pub fn children<'n>(&self, node: &'n KdlNode, name: &'n str) -> impl Iterator<Item = &'n KdlNode> + 'n {
-        node.children().into_iter().flat_map(|d| d.nodes()).filter(move |n| n.name().value() == name)
+    pub fn children<'n>(
+        &self,
+        node: &'n KdlNode,
+        name: &'n str,
+    ) -> impl Iterator<Item = &'n KdlNode> + 'n {
+        node.children()
+            .into_iter()
+            .flat_map(|d| d.nodes())
+            .filter(move |n| n.name().value() == name)
     }
 
     /// A child that may appear at most once.
     pub fn single_child<'n>(&mut self, node: &'n KdlNode, name: &str) -> Option<&'n KdlNode> {
-        let mut found = node.children().into_iter().flat_map(|d| d.nodes()).filter(|n| n.name().value() == name);
+        let mut found = node
+            .children()
+            .into_iter()
+            .flat_map(|d| d.nodes())
+            .filter(|n| n.name().value() == name);
         let first = found.next()?;
         for extra in found {
             let loc = self.name_loc(extra);
             let first_loc = self.name_loc(first);
             let d = self.error(Code::DuplicateNode, loc, format!("`{name}` is given twice"));
-            d.secondary.push(crate::diagnostic::Label { loc: first_loc, text: Some("first given here".into()) });
+            d.secondary.push(crate::diagnostic::Label {
+                loc: first_loc,
+                text: Some("first given here".into()),
+            });
             d.help = Some(format!("keep one `{name}`"));
         }
         Some(first)
@@ -290,7 +393,11 @@ pub fn suggest<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str> {
     for &c in candidates {
         let score = strsim::normalized_damerau_levenshtein(&word.to_ascii_lowercase(), c);
         let prefix = c.starts_with(word) || word.starts_with(c);
-        let score = if prefix && word.len() >= 3 { score.max(0.8) } else { score };
+        let score = if prefix && word.len() >= 3 {
+            score.max(0.8)
+        } else {
+            score
+        };
         if score >= 0.6 && best.is_none_or(|(_, s)| score > s) {
             best = Some((c, score));
         }
@@ -308,7 +415,10 @@ pub fn suggest_owned<'a>(word: &str, candidates: impl Iterator<Item = &'a str>) 
 ///
 /// A child with one argument is a scalar, with several a list, with properties
 /// or children an object.
-pub fn params_to_json(cx: &mut Cx<'_>, node: &KdlNode) -> serde_json::Map<String, serde_json::Value> {
+pub fn params_to_json(
+    cx: &mut Cx<'_>,
+    node: &KdlNode,
+) -> serde_json::Map<String, serde_json::Value> {
     let mut map = serde_json::Map::new();
     let Some(children) = node.children() else {
         return map;
@@ -317,16 +427,28 @@ pub fn params_to_json(cx: &mut Cx<'_>, node: &KdlNode) -> serde_json::Map<String
         let key = child.name().value().to_string();
         let loc = cx.name_loc(child);
         if map.contains_key(&key) {
-            cx.error(Code::DuplicateName, loc, format!("parameter `{key}` is given twice")).help =
+            cx.error(
+                Code::DuplicateName,
+                loc,
+                format!("parameter `{key}` is given twice"),
+            )
+            .help =
                 Some("give each parameter once; for a list, write all values on one line".into());
             continue;
         }
-        let args: Vec<serde_json::Value> =
-            child.entries().iter().filter(|e| e.name().is_none()).map(|e| value_to_json(e.value())).collect();
+        let args: Vec<serde_json::Value> = child
+            .entries()
+            .iter()
+            .filter(|e| e.name().is_none())
+            .map(|e| value_to_json(e.value()))
+            .collect();
         let props: serde_json::Map<String, serde_json::Value> = child
             .entries()
             .iter()
-            .filter_map(|e| e.name().map(|n| (n.value().to_string(), value_to_json(e.value()))))
+            .filter_map(|e| {
+                e.name()
+                    .map(|n| (n.value().to_string(), value_to_json(e.value())))
+            })
             .collect();
         let value = if child.children().is_some() {
             let mut obj = params_to_json(cx, child);
@@ -334,15 +456,23 @@ pub fn params_to_json(cx: &mut Cx<'_>, node: &KdlNode) -> serde_json::Map<String
             serde_json::Value::Object(obj)
         } else if !props.is_empty() {
             if !args.is_empty() {
-                cx.error(Code::Conflict, loc, format!("parameter `{key}` has both values and properties")).help =
-                    Some("use either `key value…` or `key field=value…`".into());
+                cx.error(
+                    Code::Conflict,
+                    loc,
+                    format!("parameter `{key}` has both values and properties"),
+                )
+                .help = Some("use either `key value…` or `key field=value…`".into());
             }
             serde_json::Value::Object(props)
         } else {
             match args.len() {
                 0 => {
-                    cx.error(Code::MissingValue, loc, format!("parameter `{key}` has no value")).help =
-                        Some(format!("write `{key} VALUE`"));
+                    cx.error(
+                        Code::MissingValue,
+                        loc,
+                        format!("parameter `{key}` has no value"),
+                    )
+                    .help = Some(format!("write `{key} VALUE`"));
                     continue;
                 }
                 1 => args.into_iter().next().expect("one"),

@@ -14,13 +14,19 @@ pub fn dns1123_label(s: &str) -> Result<(), String> {
         return Err("it is empty".into());
     }
     if s.len() > 63 {
-        return Err(format!("it is {} characters long; the limit is 63", s.len()));
+        return Err(format!(
+            "it is {} characters long; the limit is 63",
+            s.len()
+        ));
     }
     check_label_chars(s)
 }
 
 fn check_label_chars(s: &str) -> Result<(), String> {
-    if let Some(c) = s.chars().find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '-')) {
+    if let Some(c) = s
+        .chars()
+        .find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '-'))
+    {
         return Err(if c.is_ascii_uppercase() {
             format!("it contains the uppercase letter `{c}`")
         } else {
@@ -39,7 +45,10 @@ pub fn dns1123_subdomain(s: &str) -> Result<(), String> {
         return Err("it is empty".into());
     }
     if s.len() > 253 {
-        return Err(format!("it is {} characters long; the limit is 253", s.len()));
+        return Err(format!(
+            "it is {} characters long; the limit is 253",
+            s.len()
+        ));
     }
     for part in s.split('.') {
         if part.is_empty() {
@@ -64,7 +73,10 @@ pub fn label_key(key: &str) -> Result<(), String> {
         return Err("its name must be 1 to 63 characters".into());
     }
     let ok = |c: char| c.is_ascii_alphanumeric();
-    if !name.chars().all(|c| ok(c) || "-_.".contains(c)) || !name.starts_with(ok) || !name.ends_with(ok) {
+    if !name.chars().all(|c| ok(c) || "-_.".contains(c))
+        || !name.starts_with(ok)
+        || !name.ends_with(ok)
+    {
         return Err("it has characters other than letters, digits, `-`, `_` and `.`, or does not start and end with a letter or digit".into());
     }
     Ok(())
@@ -74,22 +86,38 @@ pub fn label_key(key: &str) -> Result<(), String> {
 pub fn suggest_name(s: &str) -> String {
     let mut out: String = s
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
         .collect();
     while out.contains("--") {
         out = out.replace("--", "-");
     }
     let out = out.trim_matches('-');
-    out.chars().take(63).collect::<String>().trim_end_matches('-').to_string()
+    out.chars()
+        .take(63)
+        .collect::<String>()
+        .trim_end_matches('-')
+        .to_string()
 }
 
 /// A URL with one of the given schemes and a host.
 pub fn url(s: &str, schemes: &[&str]) -> Result<(), String> {
     let Some((scheme, rest)) = s.split_once("://") else {
-        return Err(format!("it has no scheme; expected {}", list_schemes(schemes)));
+        return Err(format!(
+            "it has no scheme; expected {}",
+            list_schemes(schemes)
+        ));
     };
     if !schemes.contains(&scheme) {
-        return Err(format!("the scheme `{scheme}` is not one of {}", list_schemes(schemes)));
+        return Err(format!(
+            "the scheme `{scheme}` is not one of {}",
+            list_schemes(schemes)
+        ));
     }
     let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
     // A password in the user part is caught by the estate-wide secret scan.
@@ -104,13 +132,18 @@ pub fn url(s: &str, schemes: &[&str]) -> Result<(), String> {
 }
 
 fn list_schemes(schemes: &[&str]) -> String {
-    schemes.iter().map(|s| format!("`{s}://`")).collect::<Vec<_>>().join(", ")
+    schemes
+        .iter()
+        .map(|s| format!("`{s}://`"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// A git repository URL: `https://`, `http://`, `ssh://` or scp-like `git@host:path`.
 pub fn git_url(s: &str) -> Result<(), String> {
-    static SCP: LazyLock<Regex> =
-        LazyLock::new(|| Regex::new(r"^[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:[^\s]+$").expect("static regex"));
+    static SCP: LazyLock<Regex> = LazyLock::new(|| {
+        Regex::new(r"^[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:[^\s]+$").expect("static regex")
+    });
     if SCP.is_match(s) {
         return Ok(());
     }
@@ -121,14 +154,25 @@ static NS_NAME: &str = r"[a-z0-9](?:[-a-z0-9]*[a-z0-9])?";
 
 /// Parses a credentials reference in one of Image Updater's four forms.
 pub fn credential_ref(s: &str) -> Result<CredentialRef, String> {
-    static PULLSECRET: LazyLock<Regex> =
-        LazyLock::new(|| Regex::new(&format!(r"^pullsecret:({NS_NAME})/({NS_NAME}(?:\.{NS_NAME})*)$")).expect("re"));
-    static SECRET: LazyLock<Regex> = LazyLock::new(|| {
-        Regex::new(&format!(r"^secret:({NS_NAME})/({NS_NAME}(?:\.{NS_NAME})*)#([-._a-zA-Z0-9]+)$")).expect("re")
+    static PULLSECRET: LazyLock<Regex> = LazyLock::new(|| {
+        Regex::new(&format!(
+            r"^pullsecret:({NS_NAME})/({NS_NAME}(?:\.{NS_NAME})*)$"
+        ))
+        .expect("re")
     });
-    static ENV: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^env:([A-Za-z_][A-Za-z0-9_]*)$").expect("re"));
+    static SECRET: LazyLock<Regex> = LazyLock::new(|| {
+        Regex::new(&format!(
+            r"^secret:({NS_NAME})/({NS_NAME}(?:\.{NS_NAME})*)#([-._a-zA-Z0-9]+)$"
+        ))
+        .expect("re")
+    });
+    static ENV: LazyLock<Regex> =
+        LazyLock::new(|| Regex::new(r"^env:([A-Za-z_][A-Za-z0-9_]*)$").expect("re"));
     if let Some(c) = PULLSECRET.captures(s) {
-        return Ok(CredentialRef::PullSecret { namespace: c[1].to_string(), name: c[2].to_string() });
+        return Ok(CredentialRef::PullSecret {
+            namespace: c[1].to_string(),
+            name: c[2].to_string(),
+        });
     }
     if let Some(c) = SECRET.captures(s) {
         return Ok(CredentialRef::Secret {
@@ -144,7 +188,9 @@ pub fn credential_ref(s: &str) -> Result<CredentialRef, String> {
         if path.starts_with('/') && !path.contains(char::is_whitespace) && path.len() > 1 {
             return Ok(CredentialRef::Ext(path.to_string()));
         }
-        return Err("`ext:` needs an absolute path to a script, e.g. `ext:/scripts/ecr-login.sh`".into());
+        return Err(
+            "`ext:` needs an absolute path to a script, e.g. `ext:/scripts/ecr-login.sh`".into(),
+        );
     }
     let prefix = s.split_once(':').map_or(s, |(p, _)| p);
     Err(match prefix {
@@ -160,31 +206,56 @@ pub fn credential_ref(s: &str) -> Result<CredentialRef, String> {
 pub fn looks_like_secret(s: &str) -> Option<&'static str> {
     static PATTERNS: LazyLock<Vec<(Regex, &'static str)>> = LazyLock::new(|| {
         [
-            (r"-----BEGIN ([A-Z0-9]+ )*PRIVATE KEY( BLOCK)?-----", "a private key"),
+            (
+                r"-----BEGIN ([A-Z0-9]+ )*PRIVATE KEY( BLOCK)?-----",
+                "a private key",
+            ),
             (r"\bgh[pousr]_[A-Za-z0-9]{30,}", "a GitHub token"),
             (r"\bgithub_pat_[A-Za-z0-9_]{30,}", "a GitHub token"),
             (r"\bglpat-[A-Za-z0-9_\-]{20,}", "a GitLab token"),
             (r"\b(AKIA|ASIA)[0-9A-Z]{16}\b", "an AWS access key"),
             (r"\bxox[abposr]-[A-Za-z0-9-]{10,}", "a Slack token"),
-            (r"\beyJ[A-Za-z0-9_-]{10,}\.eyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}", "a JSON web token"),
+            (
+                r"\beyJ[A-Za-z0-9_-]{10,}\.eyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}",
+                "a JSON web token",
+            ),
             (r"\b(sk|rk)_live_[A-Za-z0-9]{20,}", "an API key"),
             (r"\bAIza[0-9A-Za-z_\-]{35}\b", "a Google API key"),
             (r"\bnpm_[A-Za-z0-9]{36}\b", "an npm token"),
-            (r"[A-Za-z][A-Za-z0-9+.-]*://[^/\s:@]+:[^/\s@]+@", "a URL with a password"),
+            (
+                r"[A-Za-z][A-Za-z0-9+.-]*://[^/\s:@]+:[^/\s@]+@",
+                "a URL with a password",
+            ),
         ]
         .into_iter()
         .map(|(re, what)| (Regex::new(re).expect("static regex"), what))
         .collect()
     });
-    PATTERNS.iter().find(|(re, _)| re.is_match(s)).map(|(_, what)| *what)
+    PATTERNS
+        .iter()
+        .find(|(re, _)| re.is_match(s))
+        .map(|(_, what)| *what)
 }
 
 /// Keys whose values are secrets when written literally.
 pub fn is_secret_key(key: &str) -> bool {
-    let k: String = key.to_ascii_lowercase().chars().filter(|c| c.is_ascii_alphanumeric()).collect();
-    ["password", "passwd", "token", "apikey", "secretkey", "privatekey", "clientsecret", "accesskey"]
-        .iter()
-        .any(|s| k.ends_with(s))
+    let k: String = key
+        .to_ascii_lowercase()
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .collect();
+    [
+        "password",
+        "passwd",
+        "token",
+        "apikey",
+        "secretkey",
+        "privatekey",
+        "clientsecret",
+        "accesskey",
+    ]
+    .iter()
+    .any(|s| k.ends_with(s))
 }
 
 /// Literal secrets inside YAML text (Helm values): `adminPassword: hunter2`.
@@ -196,7 +267,9 @@ pub fn secrets_in_yaml(text: &str) -> Vec<(usize, usize, &'static str)> {
     });
     let mut found = Vec::new();
     for caps in KEY_VALUE.captures_iter(text) {
-        let (Some(key), Some(value)) = (caps.get(1), caps.get(2)) else { continue };
+        let (Some(key), Some(value)) = (caps.get(1), caps.get(2)) else {
+            continue;
+        };
         let v = value.as_str().trim();
         let templated = v.starts_with("${") || v.starts_with("{{") || v.starts_with('<');
         if is_secret_key(key.as_str()) && v.len() >= 4 && !templated && v != "null" && v != "~" {
@@ -207,7 +280,9 @@ pub fn secrets_in_yaml(text: &str) -> Vec<(usize, usize, &'static str)> {
     }
     for (re_match, what) in [("-----BEGIN", "a private key")] {
         if let Some(i) = text.find(re_match) {
-            if looks_like_secret(&text[i..]).is_some() && !found.iter().any(|f| f.0 <= i && i < f.0 + f.1) {
+            if looks_like_secret(&text[i..]).is_some()
+                && !found.iter().any(|f| f.0 <= i && i < f.0 + f.1)
+            {
                 found.push((i, re_match.len(), what));
             }
         }
@@ -265,10 +340,15 @@ fn class_char(chars: &[char], i: &mut usize) -> Result<char, String> {
         return Err("a `[` class is not closed with `]`".into());
     };
     match c {
-        '-' | ']' => Err(format!("`{c}` must be escaped as `\\{c}` inside a `[` class")),
+        '-' | ']' => Err(format!(
+            "`{c}` must be escaped as `\\{c}` inside a `[` class"
+        )),
         '\\' => {
             *i += 1;
-            let e = chars.get(*i).copied().ok_or("a `[` class ends with a lone `\\`")?;
+            let e = chars
+                .get(*i)
+                .copied()
+                .ok_or("a `[` class ends with a lone `\\`")?;
             *i += 1;
             Ok(e)
         }
@@ -294,7 +374,11 @@ pub fn platform(s: &str) -> Result<(), String> {
 pub fn image_alias(s: &str) -> Result<(), String> {
     static ALIAS: LazyLock<Regex> =
         LazyLock::new(|| Regex::new(r"^[a-zA-Z0-9][a-zA-Z0-9._-]*$").expect("static regex"));
-    if ALIAS.is_match(s) { Ok(()) } else { Err("use letters, digits, `-`, `.` and `_`, starting with a letter or digit".into()) }
+    if ALIAS.is_match(s) {
+        Ok(())
+    } else {
+        Err("use letters, digits, `-`, `.` and `_`, starting with a letter or digit".into())
+    }
 }
 
 /// An image repository without tag or digest, in the Docker reference grammar.
@@ -310,24 +394,46 @@ pub fn image_repository(s: &str) -> Result<(), String> {
     }
     let last = s.rsplit('/').next().unwrap_or(s);
     if last.contains(':') {
-        return Err("it has a tag; write the repository alone and put a semver range in `constraint`".into());
+        return Err(
+            "it has a tag; write the repository alone and put a semver range in `constraint`"
+                .into(),
+        );
     }
-    if REPO.is_match(s) { Ok(()) } else { Err("it is not a valid image repository (lowercase path segments, optional registry host)".into()) }
+    if REPO.is_match(s) {
+        Ok(())
+    } else {
+        Err(
+            "it is not a valid image repository (lowercase path segments, optional registry host)"
+                .into(),
+        )
+    }
 }
 
 /// `sha256:` and 64 lowercase hex digits.
 pub fn digest(s: &str) -> Result<(), String> {
     match s.strip_prefix("sha256:") {
-        Some(hex) if hex.len() == 64 && hex.chars().all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c)) => Ok(()),
+        Some(hex)
+            if hex.len() == 64
+                && hex
+                    .chars()
+                    .all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c)) =>
+        {
+            Ok(())
+        }
         _ => Err("write `sha256:` followed by 64 lowercase hex digits".into()),
     }
 }
 
 /// A Kubernetes-style duration as Argo CD and Image Updater accept (`5s`, `3m`, `1h30m`).
 pub fn duration(s: &str) -> Result<(), String> {
-    static DUR: LazyLock<Regex> =
-        LazyLock::new(|| Regex::new(r"^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$").expect("static regex"));
-    if DUR.is_match(s) { Ok(()) } else { Err("write a Go duration such as `30s`, `2m` or `1h30m`".into()) }
+    static DUR: LazyLock<Regex> = LazyLock::new(|| {
+        Regex::new(r"^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$").expect("static regex")
+    });
+    if DUR.is_match(s) {
+        Ok(())
+    } else {
+        Err("write a Go duration such as `30s`, `2m` or `1h30m`".into())
+    }
 }
 
 #[cfg(test)]
@@ -346,10 +452,22 @@ mod tests {
 
     #[test]
     fn credentials() {
-        assert!(matches!(credential_ref("pullsecret:argocd/ghcr"), Ok(CredentialRef::PullSecret { .. })));
-        assert!(matches!(credential_ref("secret:argocd/creds#token"), Ok(CredentialRef::Secret { .. })));
-        assert!(matches!(credential_ref("env:GHCR_TOKEN"), Ok(CredentialRef::Env(_))));
-        assert!(matches!(credential_ref("ext:/scripts/ecr.sh"), Ok(CredentialRef::Ext(_))));
+        assert!(matches!(
+            credential_ref("pullsecret:argocd/ghcr"),
+            Ok(CredentialRef::PullSecret { .. })
+        ));
+        assert!(matches!(
+            credential_ref("secret:argocd/creds#token"),
+            Ok(CredentialRef::Secret { .. })
+        ));
+        assert!(matches!(
+            credential_ref("env:GHCR_TOKEN"),
+            Ok(CredentialRef::Env(_))
+        ));
+        assert!(matches!(
+            credential_ref("ext:/scripts/ecr.sh"),
+            Ok(CredentialRef::Ext(_))
+        ));
         assert!(credential_ref("ext:scripts/ecr.sh").is_err());
         assert!(credential_ref("user:hunter2").is_err());
     }
