@@ -7,4 +7,9 @@ cd "$(dirname "$0")/.."
 
 command -v cargo >/dev/null || { echo "error: cargo is not installed (https://rustup.rs)" >&2; exit 1; }
 
+# Formatting is part of the tests: rustfmt comes with rustup's default profile;
+# add it where a minimal toolchain left it out.
+cargo fmt --version >/dev/null 2>&1 || rustup component add rustfmt
+cargo fmt --all -- --check
+
 cargo test --workspace --locked

@@ -1113,28 +1113,19 @@ impl<'a> Lowerer<'a, '_> {
         let layout = &estate.repo.layout;
         let layout_loc = |t: &PathTemplate| t.loc.unwrap_or(estate.repo.loc);
         let mut paths: HashMap<String, (Loc, String)> = HashMap::new();
-        let mut claim = |diags: &mut Diagnostics,
-                         path: String,
-                         loc: Loc,
-                         what: String,
-                         tmpl: &PathTemplate| {
-            if let Some((first_loc, first_what)) = paths.get(&path) {
-                diags.push(
-                    Diagnostic::error(
-                        Code::PathCollision,
+        let mut claim =
+            |diags: &mut Diagnostics, path: String, loc: Loc, what: String, tmpl: &PathTemplate| {
+                claim_path(
+                    &mut paths,
+                    diags,
+                    Claim {
+                        path,
                         loc,
-                        format!("{what} and {first_what} would both be written to `{path}`"),
-                    )
-                    .with_secondary(*first_loc, first_what.clone())
-                    .with_secondary(layout_loc(tmpl), "the layout path")
-                    .with_help(
-                        "rename one of them, or add placeholders to the layout so the paths differ",
-                    ),
+                        what,
+                        layout: layout_loc(tmpl),
+                    },
                 );
-            } else {
-                paths.insert(path, (loc, what));
-            }
-        };
+            };
         let mut apps_dirs: Vec<(String, SiteId)> = Vec::new();
         for (i, site) in estate.sites.iter().enumerate() {
             let vars = TemplateVars {
@@ -1307,6 +1298,39 @@ impl<'a> Lowerer<'a, '_> {
                 self.scan_secrets(file, children.nodes());
             }
         }
+    }
+}
+
+/// A generated path, who wants it, and the layout template that made it.
+struct Claim {
+    path: String,
+    loc: Loc,
+    what: String,
+    layout: Loc,
+}
+
+/// Records that `claim.what` is written to `claim.path`, reporting a
+/// collision when something else already is.
+fn claim_path(paths: &mut HashMap<String, (Loc, String)>, diags: &mut Diagnostics, claim: Claim) {
+    let Claim {
+        path,
+        loc,
+        what,
+        layout,
+    } = claim;
+    if let Some((first_loc, first_what)) = paths.get(&path) {
+        diags.push(
+            Diagnostic::error(
+                Code::PathCollision,
+                loc,
+                format!("{what} and {first_what} would both be written to `{path}`"),
+            )
+            .with_secondary(*first_loc, first_what.clone())
+            .with_secondary(layout, "the layout path")
+            .with_help("rename one of them, or add placeholders to the layout so the paths differ"),
+        );
+    } else {
+        paths.insert(path, (loc, what));
     }
 }
 
