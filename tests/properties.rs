@@ -11,8 +11,14 @@ use keelson::load::load_sources;
 use keelson_tests::{repo_root, subdirs};
 use proptest::prelude::*;
 
-/// The text of every example and corpus estate: the seeds mutations start from.
-fn seed_files() -> Vec<String> {
+/// The text of every example and corpus estate: the seeds mutations start
+/// from. Read once; every case draws from the same list.
+fn seed_files() -> &'static [String] {
+    static SEEDS: std::sync::LazyLock<Vec<String>> = std::sync::LazyLock::new(read_seed_files);
+    &SEEDS
+}
+
+fn read_seed_files() -> Vec<String> {
     let root = repo_root();
     let mut out = Vec::new();
     for base in ["examples", "tests/estates"] {
@@ -59,7 +65,6 @@ fn check_invariants(files: Vec<String>) {
     for format in [Format::Human, Format::Concise, Format::Json, Format::Github] {
         let _ = render(&checked.diagnostics, &checked.loaded.sources, format, false);
     }
-    let _ = keelson::diagnostic::render_narrated(&checked.diagnostics, &checked.loaded.sources);
 }
 
 /// KDL-ish tokens that keelson estates are made of, to build random estates.

@@ -96,10 +96,6 @@ fn main() {
                 .map(|f| std::fs::read_to_string(f).unwrap().len())
                 .sum::<usize>()
         });
-        let texts: Vec<String> = files
-            .iter()
-            .map(|f| std::fs::read_to_string(f).unwrap())
-            .collect();
         let parse = time(runs, || {
             files
                 .iter()
@@ -111,7 +107,6 @@ fn main() {
                 })
                 .sum::<usize>()
         });
-        drop(texts);
         let check = time(runs, || {
             let c = keelson::check::check_dir(&dir).expect("check runs");
             assert!(!c.has_errors(), "the generated estate must be valid");

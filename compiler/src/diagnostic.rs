@@ -7,9 +7,9 @@
 //! annotations) all read the same model.
 
 use std::fmt::{self, Write as _};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use miette::{GraphicalReportHandler, GraphicalTheme, NarratableReportHandler, SourceSpan};
+use miette::{GraphicalReportHandler, GraphicalTheme, SourceSpan};
 
 /// Index of a file in [`Sources`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -275,13 +275,6 @@ impl Diagnostics {
             .count()
     }
 
-    pub fn warning_count(&self) -> usize {
-        self.items
-            .iter()
-            .filter(|d| d.severity == Severity::Warning)
-            .count()
-    }
-
     pub fn is_empty(&self) -> bool {
         self.items.is_empty()
     }
@@ -292,10 +285,6 @@ impl Diagnostics {
 
     pub fn iter(&self) -> impl Iterator<Item = &Diagnostic> {
         self.items.iter()
-    }
-
-    pub fn extend(&mut self, other: Diagnostics) {
-        self.items.extend(other.items);
     }
 
     /// Sorted by file, position, then code, with exact duplicates removed, so
@@ -458,27 +447,13 @@ fn render_github(diags: &[Diagnostic], sources: &Sources) -> String {
 }
 
 fn render_human(diags: &[Diagnostic], sources: &Sources, color: bool) -> String {
+    let theme = if color {
+        GraphicalTheme::unicode()
+    } else {
+        GraphicalTheme::unicode_nocolor()
+    };
+    let handler = GraphicalReportHandler::new_themed(theme).with_context_lines(1);
     let mut out = String::new();
-    for d in diags {
-        let report = MietteView::new(d, sources);
-        if color {
-            let handler =
-                GraphicalReportHandler::new_themed(GraphicalTheme::unicode()).with_context_lines(1);
-            let _ = handler.render_report(&mut out, &report);
-        } else {
-            let handler = GraphicalReportHandler::new_themed(GraphicalTheme::unicode_nocolor())
-                .with_context_lines(1);
-            let _ = handler.render_report(&mut out, &report);
-        }
-        out.push('\n');
-    }
-    out
-}
-
-/// Plain narration, for screen readers and logs (`NO_COLOR`, not a terminal).
-pub fn render_narrated(diags: &[Diagnostic], sources: &Sources) -> String {
-    let mut out = String::new();
-    let handler = NarratableReportHandler::new();
     for d in diags {
         let _ = handler.render_report(&mut out, &MietteView::new(d, sources));
         out.push('\n');
@@ -588,12 +563,4 @@ impl miette::Diagnostic for MietteView<'_> {
         }
         Some(Box::new(labels.into_iter()))
     }
-}
-
-/// Shows a path relative to a base when it is inside it.
-pub fn display_path(path: &Path, base: &Path) -> String {
-    path.strip_prefix(base)
-        .unwrap_or(path)
-        .display()
-        .to_string()
 }

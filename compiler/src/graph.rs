@@ -469,13 +469,21 @@ fn edge_list(estate: &Estate, g: &EstateGraph) -> Vec<(String, &'static str, Str
 pub fn to_dot(estate: &Estate, g: &EstateGraph) -> String {
     let mut out =
         String::from("digraph estate {\n  rankdir=LR;\n  node [fontname=\"sans-serif\"];\n");
-    let mut nodes: Vec<(String, &str, String)> = g
+    // (id, kind, name, sync wave for apps), sorted by id.
+    let mut nodes: Vec<(String, &str, String, Option<i32>)> = g
         .graph
         .node_weights()
-        .map(|k| node_id(estate, *k))
+        .map(|k| {
+            let (id, kind, name) = node_id(estate, *k);
+            let wave = match k {
+                NodeKind::App(a) => Some(g.waves[a.index()]),
+                _ => None,
+            };
+            (id, kind, name, wave)
+        })
         .collect();
     nodes.sort();
-    for (id, kind, name) in &nodes {
+    for (id, kind, name, wave) in &nodes {
         let shape = match *kind {
             "app" => "box",
             "stage" => "cds",
@@ -484,15 +492,9 @@ pub fn to_dot(estate: &Estate, g: &EstateGraph) -> String {
             "registry" => "cylinder",
             _ => "hexagon",
         };
-        let label = if *kind == "app" {
-            let wave = estate
-                .apps
-                .iter()
-                .position(|a| &a.name.value == name)
-                .map_or(0, |i| g.waves[i]);
-            format!("{name}\\nwave {wave}")
-        } else {
-            name.clone()
+        let label = match wave {
+            Some(wave) => format!("{name}\\nwave {wave}"),
+            None => name.clone(),
         };
         out.push_str(&format!(
             "  \"{}\" [label=\"{}\", shape={shape}];\n",

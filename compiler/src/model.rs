@@ -154,10 +154,6 @@ pub struct TemplateVars<'a> {
 }
 
 impl PathTemplate {
-    pub fn uses(&self, p: Placeholder) -> bool {
-        self.parts.contains(&TemplatePart::Placeholder(p))
-    }
-
     pub fn render(&self, vars: &TemplateVars<'_>) -> String {
         let mut out = String::with_capacity(self.raw.len() + 16);
         for part in &self.parts {

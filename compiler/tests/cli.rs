@@ -135,3 +135,61 @@ fn graph_prints_dot_and_json() {
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["order"]["stages"], serde_json::json!(["dev", "prod"]));
 }
+
+#[test]
+fn a_file_that_is_not_utf8_exits_2_naming_it() {
+    let dir = temp_dir("utf8");
+    std::fs::write(dir.join("a.kdl"), b"repo \"\xff\xfe\"\n").unwrap();
+    let o = keelson(&["check", "."], &dir);
+    assert_eq!(o.status.code(), Some(2));
+    let err = stderr(&o);
+    assert!(err.contains("a.kdl") && err.contains("not UTF-8"), "{err}");
+}
+
+#[test]
+fn fmt_never_rewrites_a_file_with_syntax_errors() {
+    let dir = temp_dir("fmt-syntax");
+    let broken = "repo   \"https://x.example/g.git\"\nsite \"s\" {\n";
+    std::fs::write(dir.join("a.kdl"), broken).unwrap();
+    let o = keelson(&["fmt", "."], &dir);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("not formatted"), "{}", stderr(&o));
+    assert_eq!(std::fs::read_to_string(dir.join("a.kdl")).unwrap(), broken);
+}
+
+#[test]
+fn warnings_pass_unless_denied() {
+    let dir = temp_dir("warnings");
+    let o = keelson(&["init", "e"], &dir);
+    assert!(o.status.success());
+    // A constraint with newest-build is ignored upstream: a warning.
+    let path = dir.join("e/estate.kdl");
+    let text = std::fs::read_to_string(&path)
+        .unwrap()
+        .replace("strategy=\"semver\"", "strategy=\"newest-build\"");
+    std::fs::write(&path, text).unwrap();
+    let o = keelson(&["check", "e"], &dir);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(stderr(&o).contains("ignored-setting"), "{}", stderr(&o));
+    let o = keelson(&["check", "e", "--deny-warnings"], &dir);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+}
+
+#[test]
+fn github_format_writes_workflow_commands() {
+    let dir = temp_dir("github");
+    std::fs::write(
+        dir.join("a.kdl"),
+        "repo \"https://x.example/g.git\"\nbogus\n",
+    )
+    .unwrap();
+    let o = keelson(&["check", ".", "--format", "github"], &dir);
+    assert_eq!(o.status.code(), Some(1));
+    let err = stderr(&o);
+    assert!(
+        err.lines().any(|l| l.starts_with("::error file=")
+            && l.contains("line=2,col=1")
+            && l.contains("title=keelson::unknown-node")),
+        "{err}"
+    );
+}

@@ -22,7 +22,7 @@ use crate::diagnostic::{Code, Diagnostic, Diagnostics, FileId, Label, Loc};
 use crate::load::Loaded;
 use crate::model::*;
 use crate::semver::{Constraint, Version};
-use read::{Cx, Shape, params_to_json, suggest, suggest_owned};
+use read::{Cx, Shape, code_list, params_to_json, suggest, suggest_owned};
 
 /// Top-level node names, in the order the book documents them.
 pub const TOP_LEVEL: &[&str] = &[
@@ -100,11 +100,7 @@ fn note_skipped_files(loaded: &Loaded, diags: &mut Diagnostics) {
     if skipped.is_empty() {
         return;
     }
-    let names = skipped
-        .iter()
-        .map(|n| format!("`{n}`"))
-        .collect::<Vec<_>>()
-        .join(", ");
+    let names = code_list(skipped.iter());
     for d in diags.iter_mut() {
         let follow_on = matches!(
             d.code,
@@ -171,13 +167,13 @@ impl<Id: Copy> Names<Id> {
         if keys.is_empty() {
             return "none is defined".into();
         }
-        let shown: Vec<String> = keys.iter().take(8).map(|k| format!("`{k}`")).collect();
+        let shown = code_list(keys.iter().take(8));
         let more = if keys.len() > 8 {
             format!(" and {} more", keys.len() - 8)
         } else {
             String::new()
         };
-        format!("defined: {}{more}", shown.join(", "))
+        format!("defined: {shown}{more}")
     }
 }
 
@@ -211,14 +207,9 @@ impl<'a> Lowerer<'a, '_> {
                         let loc = cx.name_loc(node);
                         let help = match suggest(other, TOP_LEVEL) {
                             Some(s) => format!("did you mean `{s}`?"),
-                            None => format!(
-                                "an estate is made of: {}",
-                                TOP_LEVEL
-                                    .iter()
-                                    .map(|n| format!("`{n}`"))
-                                    .collect::<Vec<_>>()
-                                    .join(", ")
-                            ),
+                            None => {
+                                format!("an estate is made of: {}", code_list(TOP_LEVEL.iter()))
+                            }
                         };
                         cx.error(Code::UnknownNode, loc, format!("unknown node `{other}`"))
                             .help = Some(help);
@@ -273,13 +264,16 @@ impl<'a> Lowerer<'a, '_> {
             let first_loc = Loc::new(first_file_id, first.name().span());
             let mut cx = self.cx(file);
             let loc = cx.name_loc(extra);
-            cx.error(
+            let d = cx.error(
                 Code::DuplicateNode,
                 loc,
                 "the estate has more than one `repo`",
-            )
-            .with_secondary_mut(first_loc, "first `repo` here")
-            .help = Some("an estate generates one GitOps repository; keep one `repo`".into());
+            );
+            d.secondary.push(Label {
+                loc: first_loc,
+                text: Some("first `repo` here".into()),
+            });
+            d.help = Some("an estate generates one GitOps repository; keep one `repo`".into());
         }
         let Some(&(file, node)) = decls.first() else {
             let loc = Loc {
@@ -803,11 +797,7 @@ impl<'a> Lowerer<'a, '_> {
                         || {
                             format!(
                                 "the standard policies are: {}",
-                                STDLIB_POLICIES
-                                    .iter()
-                                    .map(|p| format!("`{p}`"))
-                                    .collect::<Vec<_>>()
-                                    .join(", ")
+                                code_list(STDLIB_POLICIES.iter())
                             )
                         },
                         |s| format!("did you mean `stdlib:{s}`?"),
@@ -1342,20 +1332,6 @@ struct AllNames<'n> {
     projects: &'n Names<ProjectId>,
 }
 
-trait DiagnosticExt {
-    fn with_secondary_mut(&mut self, loc: Loc, text: &str) -> &mut Self;
-}
-
-impl DiagnosticExt for Diagnostic {
-    fn with_secondary_mut(&mut self, loc: Loc, text: &str) -> &mut Self {
-        self.secondary.push(Label {
-            loc,
-            text: Some(text.into()),
-        });
-        self
-    }
-}
-
 /// Reads a node's name argument, checks it, and records it; reports duplicates.
 fn declare_name<Id: Copy>(
     cx: &mut Cx<'_>,
@@ -1776,11 +1752,7 @@ fn lower_layout(cx: &mut Cx<'_>, node: &KdlNode) -> Layout {
                     )
                     .help = Some(format!(
                         "{why}; `{key}` may use {}",
-                        allowed
-                            .iter()
-                            .map(|p| format!("`{{{}}}`", p.name()))
-                            .collect::<Vec<_>>()
-                            .join(", ")
+                        code_list(allowed.iter().map(|p| format!("{{{}}}", p.name())))
                     ));
                 }
             }
@@ -2823,14 +2795,7 @@ fn resolve_cluster(
             let help = match suggest(&c.value, &refs) {
                 Some(s) => format!("did you mean `{s}`?"),
                 None if refs.is_empty() => "define clusters inside a `site`".to_string(),
-                None => format!(
-                    "defined: {}",
-                    refs.iter()
-                        .take(8)
-                        .map(|r| format!("`{r}`"))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
+                None => format!("defined: {}", code_list(refs.iter().take(8))),
             };
             cx.error(
                 Code::UnknownCluster,

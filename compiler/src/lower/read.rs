@@ -70,12 +70,7 @@ impl Cx<'_> {
                         } else {
                             format!(
                                 "remove it: {what} takes {expected}; settings are properties: {}",
-                                shape
-                                    .props
-                                    .iter()
-                                    .map(|p| format!("`{p}=`"))
-                                    .collect::<Vec<_>>()
-                                    .join(", ")
+                                code_list(shape.props.iter().map(|p| format!("{p}=")))
                             )
                         };
                         self.error(
@@ -98,15 +93,7 @@ impl Cx<'_> {
                         d.help = Some(match suggest(key_name, shape.props) {
                             Some(s) => format!("did you mean `{s}`?"),
                             None if shape.props.is_empty() => format!("{what} takes no properties"),
-                            None => format!(
-                                "{what} takes: {}",
-                                shape
-                                    .props
-                                    .iter()
-                                    .map(|p| format!("`{p}`"))
-                                    .collect::<Vec<_>>()
-                                    .join(", ")
-                            ),
+                            None => format!("{what} takes: {}", code_list(shape.props.iter())),
                         });
                     } else if seen_props.contains(&key_name) {
                         self.error(
@@ -153,14 +140,7 @@ impl Cx<'_> {
                         None if allowed.is_empty() => {
                             format!("{what} has no children; remove the `{{ … }}` block")
                         }
-                        None => format!(
-                            "{what} may contain: {}",
-                            allowed
-                                .iter()
-                                .map(|p| format!("`{p}`"))
-                                .collect::<Vec<_>>()
-                                .join(", ")
-                        ),
+                        None => format!("{what} may contain: {}", code_list(allowed.iter())),
                     });
                 }
             }
@@ -385,6 +365,15 @@ fn plain(v: &KdlValue) -> String {
         KdlValue::Bool(b) => b.to_string(),
         KdlValue::Null => "null".into(),
     }
+}
+
+/// Names as a comma-separated list in backticks: `` `a`, `b` ``.
+pub fn code_list<T: std::fmt::Display>(items: impl IntoIterator<Item = T>) -> String {
+    items
+        .into_iter()
+        .map(|i| format!("`{i}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// The closest candidate, if it is close enough to be a likely typo.
