@@ -1,5 +1,7 @@
 //! Shared helpers for keelson's end-to-end tests.
 
+pub mod schema;
+
 use std::path::{Path, PathBuf};
 
 /// The repository root.

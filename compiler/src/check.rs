@@ -105,6 +105,14 @@ fn check_paths(estate: &Estate, diags: &mut Diagnostics) {
             _ => {}
         }
     }
+    for snap in &estate.snapshots {
+        if !estate.root.join(&snap.value).is_file() {
+            diags.push(
+                Diagnostic::error(Code::InvalidPath, snap.loc, format!("the snapshot `{}` does not exist", snap.value.display()))
+                    .with_help("write the tag snapshot (a JSON object of repository → tags), or fix the path; it is relative to the estate directory"),
+            );
+        }
+    }
     for policy in &estate.policies {
         if let PolicySource::Path(p) = &policy.source.value {
             // A path that is not a `.wasm` module was reported by lowering.

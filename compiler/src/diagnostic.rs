@@ -182,6 +182,11 @@ codes! {
     ManagementCluster => "management-cluster", "a site without exactly one management cluster";
     NothingToPromote => "nothing-to-promote", "a stage promotes from a stage where the app is not deployed";
     UnsupportedVersion => "unsupported-version", "a feature that the targeted Image Updater version lacks";
+    InvalidSnapshot => "invalid-snapshot", "a tag snapshot file that is not valid";
+    NoTagSource => "no-tag-source", "an image that keelson has no tags for";
+    NoMatchingTag => "no-matching-tag", "no tag passes an image's strategy and filters";
+    PolicyUnavailable => "policy-unavailable", "an image decision that needs a policy keelson cannot run";
+    InvalidManifest => "invalid-manifest", "an app manifest or values file that keelson cannot use";
 }
 
 impl fmt::Display for Code {

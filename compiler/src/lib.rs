@@ -4,6 +4,12 @@
 //! [`load`] → [`lower`] → [`graph`] → … ; [`check`] runs the front half.
 
 pub mod check;
+pub mod compile;
+pub mod discover;
+pub mod emit;
+pub mod lock;
+pub mod select;
+pub mod write;
 pub mod diagnostic;
 pub mod error;
 pub mod fmt;

@@ -36,6 +36,26 @@ enum Command {
         #[arg(long)]
         deny_warnings: bool,
     },
+    /// Compile an estate into a GitOps repository tree.
+    Compile {
+        /// The estate directory (its `*.kdl` files).
+        dir: PathBuf,
+        /// The output directory: the GitOps repository (it may be a git checkout).
+        #[arg(short, long)]
+        out: PathBuf,
+        /// Ask no registry: pin what keelson.lock and the snapshots say.
+        #[arg(long)]
+        offline: bool,
+        /// Overwrite generated files that were edited by hand, and files keelson did not write.
+        #[arg(long)]
+        force: bool,
+        /// Build and check the tree, report what would change, write nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// How to print diagnostics.
+        #[arg(long, value_enum, default_value_t = Format::Human)]
+        format: Format,
+    },
     /// Format estate files canonically.
     Fmt {
         dir: PathBuf,
@@ -126,6 +146,14 @@ fn run(cli: Cli) -> Result<ExitCode, Error> {
                 ExitCode::SUCCESS
             })
         }
+        Command::Compile {
+            dir,
+            out,
+            offline,
+            force,
+            dry_run,
+            format,
+        } => run_compile(&dir, &out, &keelson::compile::Options { offline, force, dry_run }, format),
         Command::Fmt { dir, check } => run_fmt(&dir, check),
         Command::Init { dir } => {
             let path = init::init(&dir)?;
@@ -164,6 +192,54 @@ fn run(cli: Cli) -> Result<ExitCode, Error> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+fn run_compile(
+    dir: &std::path::Path,
+    out: &std::path::Path,
+    options: &keelson::compile::Options,
+    format: Format,
+) -> Result<ExitCode, Error> {
+    let compiled = keelson::compile::compile_dir(dir, out, options)?;
+    let rendered = diagnostic::render(&compiled.diagnostics, &compiled.sources, format, color());
+    match format {
+        Format::Json => print!("{rendered}"),
+        _ => eprint!("{rendered}"),
+    }
+    if compiled.has_errors() {
+        let errors = compiled
+            .diagnostics
+            .iter()
+            .filter(|d| d.severity == diagnostic::Severity::Error)
+            .count();
+        eprintln!(
+            "error: the estate has {errors} error{}; nothing was written to {}",
+            if errors == 1 { "" } else { "s" },
+            out.display()
+        );
+        return Ok(ExitCode::from(1));
+    }
+    let files = compiled.tree.as_ref().map_or(0, |t| t.len());
+    match &compiled.report {
+        Some(r) => {
+            if r.recovered {
+                eprintln!("completed an interrupted compile first");
+            }
+            for p in &r.forced {
+                eprintln!("overwrote {p} (--force)");
+            }
+            eprintln!(
+                "compiled {files} files into {}: {} created, {} updated, {} removed, {} unchanged",
+                out.display(),
+                r.created.len(),
+                r.updated.len(),
+                r.removed.len(),
+                r.unchanged
+            );
+        }
+        None => eprintln!("checked {files} files; nothing written (--dry-run)"),
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn run_fmt(dir: &std::path::Path, check_only: bool) -> Result<ExitCode, Error> {

@@ -49,6 +49,8 @@ pub struct Estate {
     pub stages: Vec<Stage>,
     pub projects: Vec<Project>,
     pub apps: Vec<App>,
+    /// Tag snapshot files (JSON), relative to the estate directory.
+    pub snapshots: Vec<Spanned<PathBuf>>,
 }
 
 impl Estate {
@@ -533,10 +535,22 @@ pub struct Deployment {
     pub loc: Loc,
 }
 
+/// Which AppProject an app's Applications belong to.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ProjectRef {
+    /// No `project=`: keelson derives a least-privilege AppProject named
+    /// after the app, allowing only its own destinations and sources.
+    Derived,
+    /// `project="default"`: Argo CD's built-in project; nothing is emitted.
+    Default(Loc),
+    /// A `project` the estate declares.
+    Declared(Spanned<ProjectId>),
+}
+
 #[derive(Debug, Clone)]
 pub struct App {
     pub name: Spanned<String>,
-    pub project: Option<Spanned<ProjectId>>,
+    pub project: ProjectRef,
     pub manifests: Manifests,
     pub images: Vec<Image>,
     pub deployments: Vec<Deployment>,

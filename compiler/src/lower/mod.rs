@@ -34,6 +34,7 @@ pub const TOP_LEVEL: &[&str] = &[
     "stage",
     "project",
     "app",
+    "snapshot",
 ];
 
 /// Standard policies shipped in `stdlib/`, usable as `stdlib:NAME`.
@@ -132,6 +133,7 @@ struct Decls<'a> {
     stages: Vec<(FileId, &'a KdlNode)>,
     projects: Vec<(FileId, &'a KdlNode)>,
     apps: Vec<(FileId, &'a KdlNode)>,
+    snapshots: Vec<(FileId, &'a KdlNode)>,
 }
 
 struct Lowerer<'a, 'd> {
@@ -199,6 +201,7 @@ impl<'a> Lowerer<'a, '_> {
                     "stage" => &mut self.decls.stages,
                     "project" => &mut self.decls.projects,
                     "app" => &mut self.decls.apps,
+                    "snapshot" => &mut self.decls.snapshots,
                     other => {
                         let mut cx = Cx {
                             file,
@@ -241,6 +244,7 @@ impl<'a> Lowerer<'a, '_> {
             stages,
             projects,
             apps: Vec::new(),
+            snapshots: self.lower_snapshots(),
         };
         let names = AllNames {
             sites: &site_names,
@@ -251,6 +255,8 @@ impl<'a> Lowerer<'a, '_> {
         };
         estate.apps = self.lower_apps(&estate, &names);
         self.check_promotion_sources(&estate);
+        self.check_chart_write_back(&estate);
+        self.check_derived_projects(&estate);
         self.check_layout(&estate);
         estate
     }
@@ -946,6 +952,49 @@ impl<'a> Lowerer<'a, '_> {
         (out, names)
     }
 
+    // ---- snapshots ---------------------------------------------------------
+
+    /// `snapshot "./tags.json"`: tag data read from a file instead of a registry.
+    fn lower_snapshots(&mut self) -> Vec<Spanned<PathBuf>> {
+        let decls = std::mem::take(&mut self.decls.snapshots);
+        let mut out: Vec<Spanned<PathBuf>> = Vec::new();
+        for (file, node) in decls {
+            let mut cx = self.cx(file);
+            cx.check_shape(
+                node,
+                "`snapshot`",
+                &Shape {
+                    args: 1,
+                    props: &[],
+                    children: None,
+                },
+            );
+            let Some(path) = cx.req_arg_str(node, 0, "the snapshot file", "\"./tags.json\"") else {
+                continue;
+            };
+            let p = PathBuf::from(&path.value);
+            if let Err(why) = relative_path(&p) {
+                cx.error(Code::InvalidPath, path.loc, format!("the snapshot path {why}"))
+                    .help = Some("write a path relative to the estate directory, e.g. `\"./tags.json\"`".into());
+                continue;
+            }
+            if p.extension().is_none_or(|x| x != "json") {
+                cx.error(Code::InvalidPath, path.loc, "a tag snapshot is a `.json` file")
+                    .help = Some("name the JSON file of tags, e.g. `snapshot \"./tags.json\"`".into());
+                continue;
+            }
+            if let Some(first) = out.iter().find(|s| s.value == p) {
+                let first = first.loc;
+                let d = cx.error(Code::DuplicateNode, path.loc, format!("the snapshot `{}` is listed twice", path.value));
+                d.secondary.push(Label { loc: first, text: Some("first listed here".into()) });
+                d.help = Some("remove one of them".into());
+                continue;
+            }
+            out.push(Spanned::new(p, path.loc));
+        }
+        out
+    }
+
     // ---- projects ----------------------------------------------------------
 
     fn lower_projects(&mut self) -> (Vec<Project>, Names<ProjectId>) {
@@ -1092,6 +1141,58 @@ impl<'a> Lowerer<'a, '_> {
                         );
                     }
                 }
+            }
+        }
+    }
+
+    /// Image Updater's git write-back commits into the Application's source
+    /// repository; for a chart app that is a Helm repository, so only `argocd`
+    /// (or keelson's own `pinned`) can work.
+    fn check_chart_write_back(&mut self, estate: &Estate) {
+        for app in &estate.apps {
+            if !matches!(app.manifests, Manifests::Chart { .. }) || app.images.is_empty() {
+                continue;
+            }
+            for d in &app.deployments {
+                let stage = estate.stage(d.stage.value);
+                if matches!(stage.write_back.value, WriteBack::Git { .. } | WriteBack::PullRequest { .. }) {
+                    self.diags.push(
+                        Diagnostic::error(
+                            Code::Conflict,
+                            d.stage.loc,
+                            format!(
+                                "app `{}` is a Helm chart, and stage `{}` writes image updates back with `{}`: Image Updater would commit into the chart repository",
+                                app.name.value, stage.name.value, stage.write_back.value.name()
+                            ),
+                        )
+                        .with_secondary(stage.write_back.loc, "write-back set here")
+                        .with_help("use `write-back \"argocd\"` (or `\"pinned\"`) for stages that run chart apps, or deploy the app from manifests"),
+                    );
+                }
+            }
+        }
+    }
+
+    /// An app without `project=` gets an AppProject named after it; that name
+    /// must not be a declared project's.
+    fn check_derived_projects(&mut self, estate: &Estate) {
+        for app in &estate.apps {
+            if app.project != ProjectRef::Derived {
+                continue;
+            }
+            if let Some(p) = estate.projects.iter().find(|p| p.name.value == app.name.value) {
+                self.diags.push(
+                    Diagnostic::error(
+                        Code::PathCollision,
+                        app.name.loc,
+                        format!(
+                            "app `{}` has no `project`, so keelson derives an AppProject named `{}`, but a project of that name is declared",
+                            app.name.value, app.name.value
+                        ),
+                    )
+                    .with_secondary(p.name.loc, "declared here")
+                    .with_help(format!("put the app in it with `project=\"{}\"`, or rename one of them", app.name.value)),
+                );
             }
         }
     }
@@ -1838,12 +1939,15 @@ fn lower_app(
     app_names: &Names<AppId>,
 ) -> App {
     let loc = cx.node_loc(node);
-    let project = cx.prop_str(node, "project").and_then(|p| {
-        if p.value == "default" {
-            return None;
-        }
-        resolve(cx, names.projects, &p, Code::UnknownProject, "project")
-    });
+    let project = match cx.prop_str(node, "project") {
+        None => ProjectRef::Derived,
+        Some(p) if p.value == "default" => ProjectRef::Default(p.loc),
+        Some(p) => match resolve(cx, names.projects, &p, Code::UnknownProject, "project") {
+            Some(id) => ProjectRef::Declared(id),
+            // Unknown: reported; derive so later checks still run.
+            None => ProjectRef::Derived,
+        },
+    };
     let manifests = lower_manifests(cx, node, &name);
     let is_chart = matches!(manifests, Some(Manifests::Chart { .. }));
     let mut images: Vec<Image> = Vec::new();

@@ -1,0 +1,242 @@
+//! The generated tree's README.md: what is where, how to bootstrap each site,
+//! and which Secrets must exist — named, never with values.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::Serialize;
+
+use super::argocd::{is_live, keelson_dir};
+use super::{Dep, Emitter, Inputs};
+use crate::diagnostic::{Code, Diagnostic};
+use crate::model::{ClusterRole, Manifests, ProjectRef, Server, TemplateVars, WriteBack};
+
+const TEMPLATE: &str = include_str!("readme.md.tera");
+
+#[derive(Serialize)]
+struct Context {
+    repo: String,
+    branch: String,
+    image_updater: String,
+    chart: String,
+    sites: Vec<SiteCx>,
+    secrets: Vec<SecretCx>,
+    paths: Vec<PathCx>,
+}
+
+#[derive(Serialize)]
+struct SiteCx {
+    name: String,
+    namespace: String,
+    management: String,
+    root: String,
+    apps: String,
+    keelson_dir: String,
+    workload_clusters: Vec<ClusterCx>,
+    applications: Vec<AppCx>,
+    projects: Vec<String>,
+    image_updater: bool,
+    waves: bool,
+}
+
+#[derive(Serialize)]
+struct ClusterCx {
+    name: String,
+    server: String,
+    argocd_name: Option<String>,
+}
+
+#[derive(Serialize)]
+struct AppCx {
+    name: String,
+    app: String,
+    stage: String,
+    cluster: String,
+    namespace: String,
+    images: String,
+    updates: String,
+}
+
+#[derive(Serialize, PartialEq, Eq, PartialOrd, Ord)]
+struct SecretCx {
+    #[serde(rename = "where")]
+    where_: String,
+    reference: String,
+    purpose: String,
+}
+
+#[derive(Serialize)]
+struct PathCx {
+    path: String,
+    what: String,
+}
+
+pub(super) fn emit(input: &Inputs<'_>, deps: &[Dep<'_>], out: &mut Emitter<'_>) {
+    let estate = input.estate;
+    let layout = &estate.repo.layout;
+    let mut sites = Vec::new();
+    let mut secrets: BTreeSet<SecretCx> = BTreeSet::new();
+    for (si, site) in estate.sites.iter().enumerate() {
+        let here: Vec<&Dep<'_>> = deps.iter().filter(|d| d.site_id.index() == si).collect();
+        if here.is_empty() {
+            continue;
+        }
+        let vars = TemplateVars {
+            site: &site.name.value,
+            ..TemplateVars::default()
+        };
+        let management = site
+            .management
+            .map(|c| estate.cluster(c).name.value.clone())
+            .unwrap_or_default();
+        let workload_clusters = site
+            .clusters
+            .iter()
+            .map(|&c| estate.cluster(c))
+            .filter(|c| c.role == ClusterRole::Workload && c.server != Server::InCluster)
+            .map(|c| ClusterCx {
+                name: c.name.value.clone(),
+                server: c.server.url().to_string(),
+                argocd_name: c.argocd_name.clone(),
+            })
+            .collect();
+        let mut applications: Vec<AppCx> = here
+            .iter()
+            .map(|d| {
+                let images: Vec<String> = d
+                    .app
+                    .images
+                    .iter()
+                    .enumerate()
+                    .map(|(ii, image)| {
+                        let decided = input.decisions.images.get(&(d.app_id, d.stage_id(), ii));
+                        let reference = match decided.map(|x| (&x.tag, &x.digest)) {
+                            Some((Some(t), Some(dg))) => format!("{}:{t}@{dg}", image.repository.value.0),
+                            Some((Some(t), None)) => format!("{}:{t}", image.repository.value.0),
+                            Some((None, Some(dg))) => format!("{}@{dg}", image.repository.value.0),
+                            _ => image.repository.value.0.clone(),
+                        };
+                        format!("`{reference}`")
+                    })
+                    .collect();
+                let updates = if !is_live(d) {
+                    match &d.stage.source {
+                        crate::model::StageSource::Promotion { from, .. } => {
+                            format!("promoted from `{}` by keelson", estate.stage(from.value).name.value)
+                        }
+                        _ => "pinned by keelson".into(),
+                    }
+                } else {
+                    match &d.stage.write_back.value {
+                        WriteBack::Git { .. } => "Image Updater commits to git".into(),
+                        WriteBack::PullRequest { .. } => "Image Updater opens pull requests".into(),
+                        WriteBack::Argocd => "Image Updater patches the live Application".into(),
+                        WriteBack::Pinned => "pinned by keelson".into(),
+                    }
+                };
+                AppCx {
+                    name: d.name.clone(),
+                    app: d.app.name.value.clone(),
+                    stage: d.stage.name.value.clone(),
+                    cluster: d.cluster.name.value.clone(),
+                    namespace: d.d.namespace.value.clone(),
+                    images: if images.is_empty() { "from the manifests".into() } else { images.join(", ") },
+                    updates,
+                }
+            })
+            .collect();
+        applications.sort_by(|a, b| a.name.cmp(&b.name));
+        let projects: BTreeSet<String> = here
+            .iter()
+            .filter_map(|d| match &d.app.project {
+                ProjectRef::Derived => Some(d.app.name.value.clone()),
+                ProjectRef::Declared(p) => Some(estate.project(p.value).name.value.clone()),
+                ProjectRef::Default(_) => None,
+            })
+            .collect();
+        let image_updater = here.iter().any(|d| is_live(d));
+        if image_updater {
+            for r in &estate.registries {
+                if let Some(c) = &r.credentials {
+                    secrets.insert(SecretCx {
+                        where_: format!("site `{}`", site.name.value),
+                        reference: c.value.to_string(),
+                        purpose: format!("Image Updater reads registry `{}` ({})", r.name.value, r.prefix.value),
+                    });
+                }
+            }
+            for d in here.iter().filter(|d| is_live(d)) {
+                if let WriteBack::Git { credentials: Some(c), .. } | WriteBack::PullRequest { credentials: Some(c), .. } = &d.stage.write_back.value {
+                    secrets.insert(SecretCx {
+                        where_: format!("site `{}`", site.name.value),
+                        reference: c.clone(),
+                        purpose: format!("Image Updater pushes write-backs for stage `{}`", d.stage.name.value),
+                    });
+                }
+            }
+        }
+        if let Some(c) = &estate.repo.credentials {
+            secrets.insert(SecretCx {
+                where_: format!("site `{}`", site.name.value),
+                reference: format!("{}/{}", c.value.namespace.as_deref().unwrap_or(&site.argocd_namespace), c.value.name),
+                purpose: format!(
+                    "Argo CD reads `{}` (a Secret labelled `argocd.argoproj.io/secret-type: repository`)",
+                    estate.repo.url.value
+                ),
+            });
+        }
+        sites.push(SiteCx {
+            name: site.name.value.clone(),
+            namespace: site.argocd_namespace.clone(),
+            management,
+            root: layout.root.render(&vars),
+            apps: layout.apps.render(&vars),
+            keelson_dir: keelson_dir(estate, &site.name.value),
+            workload_clusters,
+            applications,
+            projects: projects.into_iter().collect(),
+            image_updater,
+            waves: input.graph.waves.iter().any(|&w| w > 0),
+        });
+    }
+    let mut paths: BTreeMap<String, String> = BTreeMap::new();
+    for site in &sites {
+        paths.insert(site.root.clone(), format!("the root Application of site `{}`: apply it once", site.name));
+        paths.insert(format!("{}/", site.apps), format!("the Applications of site `{}`", site.name));
+        paths.insert(
+            format!("{}/", site.keelson_dir),
+            format!("AppProjects and Image Updater resources of site `{}`", site.name),
+        );
+    }
+    for d in deps {
+        match &d.app.manifests {
+            Manifests::Chart { .. } => {}
+            _ => {
+                paths.insert(format!("{}/", d.base), format!("the kustomize base of app `{}`", d.app.name.value));
+                paths.insert(
+                    format!("{}/", d.overlay),
+                    format!("app `{}` in stage `{}`: the overlay that pins its images", d.app.name.value, d.stage.name.value),
+                );
+            }
+        }
+    }
+    let cx = Context {
+        repo: estate.repo.url.value.clone(),
+        branch: estate.repo.branch.clone(),
+        image_updater: estate.image_updater.version.value.to_string(),
+        chart: estate.image_updater.chart_version.clone(),
+        sites,
+        secrets: secrets.into_iter().collect(),
+        paths: paths.into_iter().map(|(path, what)| PathCx { path, what }).collect(),
+    };
+    let context = match tera::Context::from_serialize(&cx) {
+        Ok(c) => c,
+        Err(e) => {
+            out.diags.push(Diagnostic::error(Code::InvalidManifest, estate.repo.loc, format!("the README could not be rendered: {e}")));
+            return;
+        }
+    };
+    match tera::Tera::one_off(TEMPLATE, &context, false) {
+        Ok(text) => out.put("README.md", text.into_bytes(), "the README", estate.repo.loc),
+        Err(e) => out.diags.push(Diagnostic::error(Code::InvalidManifest, estate.repo.loc, format!("the README could not be rendered: {e}"))),
+    }
+}

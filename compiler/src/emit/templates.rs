@@ -1,0 +1,192 @@
+//! The stdlib manifest templates (`template "web-service"`), rendered with
+//! Tera. The template files live in `stdlib/templates/` and are compiled into
+//! the binary, so a keelson release always renders the same manifests.
+
+use std::sync::LazyLock;
+
+use serde_json::{Map, Value as Json, json};
+
+use crate::diagnostic::{Code, Diagnostic, Diagnostics};
+use crate::model::{App, Estate, Spanned};
+
+/// One template: its files and its parameters (name, default, kind).
+struct Template {
+    name: &'static str,
+    files: &'static [(&'static str, &'static str)],
+    params: &'static [(&'static str, Kind)],
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Port,
+    Count,
+    Text,
+    Texts,
+    Env,
+}
+
+impl Kind {
+    fn describe(self) -> &'static str {
+        match self {
+            Kind::Port => "a port number (1–65535)",
+            Kind::Count => "a whole number of at least 1",
+            Kind::Text => "a string",
+            Kind::Texts => "a list of strings",
+            Kind::Env => "a block of `NAME \"value\"` lines",
+        }
+    }
+
+    fn accepts(self, v: &Json) -> bool {
+        match self {
+            Kind::Port => v.as_u64().is_some_and(|p| (1..=65535).contains(&p)),
+            Kind::Count => v.as_u64().is_some_and(|n| n >= 1),
+            Kind::Text => v.is_string(),
+            Kind::Texts => v.is_string() || v.as_array().is_some_and(|a| a.iter().all(Json::is_string)),
+            Kind::Env => v.as_object().is_some_and(|o| o.values().all(|x| x.is_string() || x.is_number() || x.is_boolean())),
+        }
+    }
+}
+
+macro_rules! files {
+    ($dir:literal: $($file:literal),*) => {
+        &[$(($file, include_str!(concat!("../../../stdlib/templates/", $dir, "/", $file)))),*]
+    };
+}
+
+static TEMPLATES: &[Template] = &[
+    Template {
+        name: "web-service",
+        files: files!("web-service": "configmap.yaml", "deployment.yaml", "ingress.yaml", "service.yaml"),
+        params: &[
+            ("port", Kind::Port),
+            ("host", Kind::Text),
+            ("path", Kind::Text),
+            ("ingress-class", Kind::Text),
+            ("args", Kind::Texts),
+            ("env", Kind::Env),
+            ("cpu", Kind::Text),
+            ("memory", Kind::Text),
+            ("gpu", Kind::Count),
+        ],
+    },
+    Template {
+        name: "worker",
+        files: files!("worker": "configmap.yaml", "deployment.yaml"),
+        params: &[
+            ("args", Kind::Texts),
+            ("env", Kind::Env),
+            ("cpu", Kind::Text),
+            ("memory", Kind::Text),
+            ("gpu", Kind::Count),
+        ],
+    },
+];
+
+static TERA: LazyLock<Result<tera::Tera, String>> = LazyLock::new(|| {
+    let mut tera = tera::Tera::default();
+    for t in TEMPLATES {
+        for (file, text) in t.files {
+            tera.add_raw_template(&format!("{}/{file}", t.name), text)
+                .map_err(|e| format!("{}/{file}: {e}", t.name))?;
+        }
+    }
+    Ok(tera)
+});
+
+/// Renders a template for an app: `(file name, YAML)` for every file that is
+/// not empty, in name order. Problems with parameters become diagnostics.
+pub(super) fn render(
+    estate: &Estate,
+    app: &App,
+    name: &Spanned<String>,
+    params: &Map<String, Json>,
+    diags: &mut Diagnostics,
+) -> Vec<(String, String)> {
+    let _ = estate;
+    let Some(t) = TEMPLATES.iter().find(|t| t.name == name.value) else {
+        // Unknown templates are reported by lowering.
+        return Vec::new();
+    };
+    let mut ok = true;
+    for (key, value) in params {
+        match t.params.iter().find(|(p, _)| p == key) {
+            None => {
+                ok = false;
+                let known: Vec<&str> = t.params.iter().map(|(p, _)| *p).collect();
+                diags.push(
+                    Diagnostic::error(Code::InvalidValue, name.loc, format!("template `{}` has no parameter `{key}`", t.name))
+                        .with_help(format!("its parameters are: {}", known.join(", "))),
+                );
+            }
+            Some((_, kind)) if !kind.accepts(value) => {
+                ok = false;
+                diags.push(
+                    Diagnostic::error(Code::InvalidValue, name.loc, format!("parameter `{key}` of template `{}` must be {}", t.name, kind.describe()))
+                        .with_help("fix the value in the app's (or the stage's) `params`"),
+                );
+            }
+            Some(_) => {}
+        }
+    }
+    let Some(image) = app.images.first() else {
+        diags.push(
+            Diagnostic::error(Code::MissingValue, name.loc, format!("template `{}` needs an image, and app `{}` has none", t.name, app.name.value))
+                .with_help("add `image \"NAME\" repository=\"…\"` to the app"),
+        );
+        return Vec::new();
+    };
+    if !ok {
+        return Vec::new();
+    }
+    let mut merged = Map::new();
+    merged.insert("port".into(), json!(8080));
+    merged.insert("path".into(), json!("/"));
+    for (k, v) in params {
+        let v = match (k.as_str(), v) {
+            ("args", Json::String(s)) => json!([s]),
+            ("env", Json::Object(o)) => Json::Object(
+                o.iter()
+                    .map(|(k, v)| (k.clone(), Json::String(v.as_str().map_or_else(|| v.to_string(), str::to_string))))
+                    .collect(),
+            ),
+            _ => v.clone(),
+        };
+        merged.insert(k.clone(), v);
+    }
+    let tera = match &*TERA {
+        Ok(t) => t,
+        Err(e) => {
+            diags.push(Diagnostic::error(Code::InvalidManifest, name.loc, format!("the stdlib template does not load: {e}")));
+            return Vec::new();
+        }
+    };
+    let mut ctx = tera::Context::new();
+    ctx.insert("app", &app.name.value);
+    ctx.insert("image", super::kustomize_image_name(image));
+    ctx.insert("params", &merged);
+    let mut out = Vec::new();
+    for (file, _) in t.files {
+        let rendered = match tera.render(&format!("{}/{file}", t.name), &ctx) {
+            Ok(r) => r,
+            Err(e) => {
+                let mut msg = e.to_string();
+                let mut src = std::error::Error::source(&e);
+                while let Some(s) = src {
+                    msg = format!("{msg}: {s}");
+                    src = s.source();
+                }
+                diags.push(Diagnostic::error(Code::InvalidManifest, name.loc, format!("template `{}` failed to render `{file}`: {msg}", t.name)));
+                continue;
+            }
+        };
+        if rendered.trim().is_empty() {
+            continue;
+        }
+        // Re-serialised so every generated file has one style (and is valid YAML).
+        match serde_yaml::from_str::<serde_yaml::Value>(&rendered) {
+            Ok(doc) => out.push((file.to_string(), String::from_utf8(super::yaml_file(&doc)).expect("YAML is UTF-8"))),
+            Err(e) => diags.push(Diagnostic::error(Code::InvalidManifest, name.loc, format!("template `{}` rendered `{file}` as invalid YAML: {e}", t.name))),
+        }
+    }
+    out
+}

@@ -1,0 +1,132 @@
+//! `keelson.lock`: what the last compile decided and wrote, at the root of the
+//! generated tree. It is how keelson knows which files it owns, whether one
+//! was edited by hand, which image each stage ran, and (with `--offline`) what
+//! to pin without asking a registry.
+//!
+//! JSON with a fixed field order and sorted entries, so the same compile gives
+//! the same bytes.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// The file name, at the root of the output directory.
+pub const LOCK_FILE: &str = "keelson.lock";
+/// The lock format this keelson reads and writes.
+pub const LOCK_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Lock {
+    pub version: u32,
+    /// Every image of every app stage, sorted by app, stage, alias.
+    #[serde(default)]
+    pub images: Vec<LockedImage>,
+    /// Every file keelson wrote (path relative to the tree's root, `/`-separated).
+    #[serde(default)]
+    pub files: BTreeMap<String, LockedFile>,
+}
+
+/// The image one app stage runs, and where that answer came from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LockedImage {
+    pub app: String,
+    pub stage: String,
+    pub image: String,
+    pub repository: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tag: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub digest: Option<String>,
+    /// `pin`, `snapshot:<file>`, `lock`, `write-back:<file>`, `promotion:<stage>`, `hold`.
+    pub source: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LockedFile {
+    pub blake3: String,
+    /// For an overlay kustomization that Image Updater commits to: the hash of
+    /// the file with its `images:` removed, so a write-back is told apart from
+    /// a hand edit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub without_images: Option<String>,
+}
+
+impl Lock {
+    pub fn new() -> Self {
+        Lock {
+            version: LOCK_VERSION,
+            ..Lock::default()
+        }
+    }
+
+    pub fn parse(text: &str) -> Result<Lock, String> {
+        let lock: Lock = serde_json::from_str(text).map_err(|e| e.to_string())?;
+        if lock.version != LOCK_VERSION {
+            return Err(format!(
+                "lock format {} is not the one this keelson reads ({LOCK_VERSION})",
+                lock.version
+            ));
+        }
+        Ok(lock)
+    }
+
+    pub fn to_text(&self) -> String {
+        let mut s = serde_json::to_string_pretty(self).expect("a lock always serialises");
+        s.push('\n');
+        s
+    }
+
+    pub fn image(&self, app: &str, stage: &str, image: &str) -> Option<&LockedImage> {
+        self.images
+            .iter()
+            .find(|i| i.app == app && i.stage == stage && i.image == image)
+    }
+}
+
+/// The blake3 of bytes, as 64 lowercase hex digits.
+pub fn hash(bytes: &[u8]) -> String {
+    blake3::hash(bytes).to_hex().to_string()
+}
+
+/// The hash of a kustomization with its `images:` removed (see
+/// [`LockedFile::without_images`]). Formatting and comments do not count:
+/// Image Updater re-serialises the file when it writes back. `None` when the
+/// text is not a YAML mapping.
+pub fn hash_without_images(text: &str) -> Option<String> {
+    let mut value: serde_yaml::Value = serde_yaml::from_str(text).ok()?;
+    let map = value.as_mapping_mut()?;
+    map.remove("images");
+    let canonical = serde_yaml::to_string(&value).ok()?;
+    Some(hash(canonical.as_bytes()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips() {
+        let mut lock = Lock::new();
+        lock.files.insert(
+            "a/b.yaml".into(),
+            LockedFile {
+                blake3: hash(b"x"),
+                without_images: None,
+            },
+        );
+        let text = lock.to_text();
+        assert_eq!(Lock::parse(&text).unwrap(), lock);
+    }
+
+    #[test]
+    fn images_do_not_change_the_shape_hash() {
+        let a = "resources:\n- ../base\nimages:\n- name: x\n  newTag: '1'\n";
+        let b = "# a comment\nresources: [../base]\nimages:\n- name: x\n  newTag: '2'\n";
+        let c = "resources:\n- ../other\nimages:\n- name: x\n  newTag: '1'\n";
+        assert_eq!(hash_without_images(a), hash_without_images(b));
+        assert_ne!(hash_without_images(a), hash_without_images(c));
+    }
+}

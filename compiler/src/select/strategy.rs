@@ -1,0 +1,355 @@
+//! Stage 5: pick the tag an image runs, from candidate tags, the way Argo CD
+//! Image Updater v1 would (`GetNewestVersionFromTags` after `GetTags`):
+//! filter (allow, ignore, tracked tag), then sort by the strategy and take the
+//! last. Every dropped tag keeps its reason, for `explain` and `tags select`.
+//!
+//! Pure: the candidates come from `discover` (a registry, a snapshot, the lock).
+
+use std::cmp::Ordering;
+
+use crate::model::{AllowTags, Image, Strategy};
+use crate::semver::{Constraint, Version};
+
+/// One tag of a repository, with the metadata a strategy may need.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TagInfo {
+    pub name: String,
+    /// The image config's `created` time (newest-build).
+    pub created: Option<jiff::Timestamp>,
+    /// The manifest (or index) digest, `sha256:<hex>` (digest).
+    pub digest: Option<String>,
+}
+
+/// The filter settings of one image, as Image Updater reads them.
+#[derive(Debug, Clone, Copy)]
+pub struct Rules<'a> {
+    pub strategy: Strategy,
+    /// For `semver` the parsed constraint (`None`: no check at all, as Image
+    /// Updater before v1.3.0 does for an empty constraint); for `digest` unused.
+    pub constraint: Option<&'a Constraint>,
+    /// For `digest`, the tracked tag.
+    pub tracked: Option<&'a str>,
+    pub allow: Option<&'a AllowTags>,
+    pub ignore: &'a [String],
+}
+
+impl<'a> Rules<'a> {
+    /// The rules of an estate image. `empty_constraint_checks` is whether the
+    /// targeted Image Updater (v1.3.0+) treats a missing constraint as `*`.
+    pub fn of(image: &'a Image, ignore: &'a [String], empty_constraint_checks: bool) -> Self {
+        let written = image.constraint.as_ref().is_some_and(|c| !c.value.trim().is_empty());
+        Rules {
+            strategy: image.strategy.value,
+            constraint: if written || empty_constraint_checks {
+                image.semver_constraint.as_ref()
+            } else {
+                None
+            },
+            tracked: image.constraint.as_ref().map(|c| c.value.as_str()),
+            allow: image.allow_tags.as_ref().map(|a| &a.value),
+            ignore,
+        }
+    }
+}
+
+/// Why a tag was not chosen.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Dropped {
+    NotAllowed,
+    Ignored { pattern: String },
+    NotTracked,
+    NotSemver,
+    OutsideConstraint,
+    NoCreated,
+    NoDigest,
+    /// Passed every filter, but sorts before the chosen tag.
+    Older,
+}
+
+impl Dropped {
+    pub fn reason(&self) -> String {
+        match self {
+            Dropped::NotAllowed => "not allowed by allow-tags".into(),
+            Dropped::Ignored { pattern } => format!("matches ignore-tags `{pattern}`"),
+            Dropped::NotTracked => "not the tracked tag".into(),
+            Dropped::NotSemver => "not a semantic version".into(),
+            Dropped::OutsideConstraint => "outside the constraint".into(),
+            Dropped::NoCreated => "no creation time".into(),
+            Dropped::NoDigest => "no digest".into(),
+            Dropped::Older => "older than the chosen tag".into(),
+        }
+    }
+}
+
+/// The outcome of selection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Selection {
+    pub chosen: Option<TagInfo>,
+    /// Every other tag, in input order, with why it lost.
+    pub dropped: Vec<(String, Dropped)>,
+}
+
+pub fn select(rules: &Rules<'_>, tags: &[TagInfo]) -> Selection {
+    // Upstream keeps tags in a map keyed by name: duplicates collapse (last wins).
+    let mut unique: Vec<&TagInfo> = Vec::with_capacity(tags.len());
+    for t in tags {
+        if let Some(slot) = unique.iter_mut().find(|u| u.name == t.name) {
+            *slot = t;
+        } else {
+            unique.push(t);
+        }
+    }
+    let mut dropped = Vec::new();
+    let mut kept: Vec<&TagInfo> = Vec::new();
+    for t in unique {
+        match filter(rules, t) {
+            Some(why) => dropped.push((t.name.clone(), why)),
+            None => kept.push(t),
+        }
+    }
+    let chosen = match rules.strategy {
+        Strategy::Semver => {
+            let mut versions: Vec<(Version, &TagInfo)> = Vec::new();
+            for t in kept {
+                match Version::parse(&t.name) {
+                    Err(_) => dropped.push((t.name.clone(), Dropped::NotSemver)),
+                    Ok(v) if rules.constraint.is_some_and(|c| !c.matches(&v)) => {
+                        dropped.push((t.name.clone(), Dropped::OutsideConstraint))
+                    }
+                    Ok(v) => versions.push((v, t)),
+                }
+            }
+            // Precedence, then the original strings byte-wise; the last wins.
+            versions.sort_by(|(va, a), (vb, b)| {
+                va.compare(vb).then_with(|| a.name.as_bytes().cmp(b.name.as_bytes()))
+            });
+            last_of(versions.into_iter().map(|(_, t)| t).collect(), &mut dropped)
+        }
+        Strategy::NewestBuild => {
+            let mut dated: Vec<&TagInfo> = Vec::new();
+            for t in kept {
+                if t.created.is_some() {
+                    dated.push(t);
+                } else {
+                    dropped.push((t.name.clone(), Dropped::NoCreated));
+                }
+            }
+            dated.sort_by(|a, b| {
+                a.created
+                    .cmp(&b.created)
+                    .then_with(|| a.name.as_bytes().cmp(b.name.as_bytes()))
+            });
+            last_of(dated, &mut dropped)
+        }
+        Strategy::Alphabetical => {
+            kept.sort_by(|a, b| a.name.as_bytes().cmp(b.name.as_bytes()));
+            last_of(kept, &mut dropped)
+        }
+        Strategy::Digest => {
+            let mut with_digest = Vec::new();
+            for t in kept {
+                if t.digest.is_some() {
+                    with_digest.push(t);
+                } else {
+                    dropped.push((t.name.clone(), Dropped::NoDigest));
+                }
+            }
+            last_of(with_digest, &mut dropped)
+        }
+    };
+    let order: Vec<&str> = tags.iter().map(|t| t.name.as_str()).collect();
+    dropped.sort_by_key(|(name, _)| order.iter().position(|n| n == name));
+    Selection { chosen, dropped }
+}
+
+fn last_of(mut sorted: Vec<&TagInfo>, dropped: &mut Vec<(String, Dropped)>) -> Option<TagInfo> {
+    let last = sorted.pop()?;
+    dropped.extend(sorted.into_iter().map(|t| (t.name.clone(), Dropped::Older)));
+    Some(last.clone())
+}
+
+/// Upstream's three filters, in its order: allow, ignore, tracked tag.
+fn filter(rules: &Rules<'_>, t: &TagInfo) -> Option<Dropped> {
+    if let Some(AllowTags::Regexp(re)) = rules.allow {
+        // Go's `regexp.Match` is unanchored, as is `is_match`.
+        if !re.is_match(&t.name) {
+            return Some(Dropped::NotAllowed);
+        }
+    }
+    if let Some(p) = rules.ignore.iter().find(|p| glob_match(p, &t.name)) {
+        return Some(Dropped::Ignored { pattern: p.clone() });
+    }
+    if rules.strategy == Strategy::Digest && rules.tracked != Some(t.name.as_str()) {
+        return Some(Dropped::NotTracked);
+    }
+    None
+}
+
+/// Go's `filepath.Match` on a whole tag. A malformed pattern matches nothing,
+/// as upstream (lowering reports it).
+pub fn glob_match(pattern: &str, name: &str) -> bool {
+    let p: Vec<char> = pattern.chars().collect();
+    let n: Vec<char> = name.chars().collect();
+    glob_at(&p, &n).unwrap_or(false)
+}
+
+fn glob_at(p: &[char], n: &[char]) -> Option<bool> {
+    let Some((&first, rest)) = p.split_first() else {
+        return Some(n.is_empty());
+    };
+    match first {
+        '*' => {
+            // `*` never matches the separator `/` (tags have none anyway).
+            for i in 0..=n.len() {
+                if i > 0 && n[i - 1] == '/' {
+                    break;
+                }
+                if glob_at(rest, &n[i..])? {
+                    return Some(true);
+                }
+            }
+            Some(false)
+        }
+        '?' => match n.split_first() {
+            Some((&c, nrest)) if c != '/' => glob_at(rest, nrest),
+            _ => Some(false),
+        },
+        '[' => {
+            let (matched, consumed) = class(rest, n.first().copied())?;
+            match n.split_first() {
+                Some((_, nrest)) if matched => glob_at(&rest[consumed..], nrest),
+                _ => Some(false),
+            }
+        }
+        '\\' => {
+            let (&lit, rest) = rest.split_first()?;
+            match n.split_first() {
+                Some((&c, nrest)) if c == lit => glob_at(rest, nrest),
+                _ => Some(false),
+            }
+        }
+        lit => match n.split_first() {
+            Some((&c, nrest)) if c == lit => glob_at(rest, nrest),
+            _ => Some(false),
+        },
+    }
+}
+
+/// A `[...]` class after its `[`: whether `c` is in it, and how many pattern
+/// characters it spans (through the `]`). `None` when malformed.
+fn class(p: &[char], c: Option<char>) -> Option<(bool, usize)> {
+    let mut i = 0;
+    let negated = p.first() == Some(&'^');
+    if negated {
+        i += 1;
+    }
+    let mut matched = false;
+    let mut first = true;
+    loop {
+        let &ch = p.get(i)?;
+        if ch == ']' && !first {
+            i += 1;
+            break;
+        }
+        first = false;
+        let lo = class_char(p, &mut i)?;
+        let hi = if p.get(i) == Some(&'-') {
+            i += 1;
+            class_char(p, &mut i)?
+        } else {
+            lo
+        };
+        if hi < lo {
+            return None;
+        }
+        if c.is_some_and(|c| lo <= c && c <= hi) {
+            matched = true;
+        }
+    }
+    Some((matched != negated && c.is_some_and(|c| c != '/'), i))
+}
+
+fn class_char(p: &[char], i: &mut usize) -> Option<char> {
+    let c = *p.get(*i)?;
+    match c {
+        '-' | ']' => None,
+        '\\' => {
+            let e = *p.get(*i + 1)?;
+            *i += 2;
+            Some(e)
+        }
+        c => {
+            *i += 1;
+            Some(c)
+        }
+    }
+}
+
+/// Orders two tags the way the strategy would (for "is this older?").
+pub fn compare(strategy: Strategy, a: &TagInfo, b: &TagInfo) -> Ordering {
+    match strategy {
+        Strategy::Semver => match (Version::parse(&a.name), Version::parse(&b.name)) {
+            (Ok(va), Ok(vb)) => va.compare(&vb).then_with(|| a.name.cmp(&b.name)),
+            _ => a.name.cmp(&b.name),
+        },
+        Strategy::NewestBuild => a.created.cmp(&b.created).then_with(|| a.name.cmp(&b.name)),
+        Strategy::Alphabetical | Strategy::Digest => a.name.cmp(&b.name),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tag(name: &str) -> TagInfo {
+        TagInfo {
+            name: name.into(),
+            created: None,
+            digest: None,
+        }
+    }
+
+    fn rules(strategy: Strategy, constraint: Option<&Constraint>) -> Rules<'_> {
+        Rules {
+            strategy,
+            constraint,
+            tracked: None,
+            allow: None,
+            ignore: &[],
+        }
+    }
+
+    #[test]
+    fn semver_ties_break_on_the_original_string() {
+        let c = Constraint::parse("*").unwrap();
+        let s = select(&rules(Strategy::Semver, Some(&c)), &[tag("v1.0.0"), tag("1.0.0")]);
+        assert_eq!(s.chosen.unwrap().name, "v1.0.0");
+    }
+
+    #[test]
+    fn semver_star_excludes_prereleases_but_no_constraint_does_not() {
+        let c = Constraint::parse("*").unwrap();
+        let tags = [tag("1.0.0"), tag("1.1.0-rc1")];
+        let s = select(&rules(Strategy::Semver, Some(&c)), &tags);
+        assert_eq!(s.chosen.unwrap().name, "1.0.0");
+        let s = select(&rules(Strategy::Semver, None), &tags);
+        assert_eq!(s.chosen.unwrap().name, "1.1.0-rc1");
+    }
+
+    #[test]
+    fn alphabetical_is_bytewise() {
+        let s = select(&rules(Strategy::Alphabetical, None), &[tag("alpha"), tag("Zeta"), tag("v1.10"), tag("v1.9")]);
+        assert_eq!(s.chosen.unwrap().name, "v1.9");
+    }
+
+    #[test]
+    fn globs_match_whole_tags() {
+        assert!(glob_match("*-debug", "1.0-debug"));
+        assert!(!glob_match("rc", "1.0-rc1"));
+        assert!(glob_match("1.[0-2]*", "1.2.3"));
+        assert!(!glob_match("1.[^0-2]*", "1.2.3"));
+        assert!(!glob_match("[", "["));
+        assert!(glob_match("\\*", "*"));
+        assert!(glob_match("?.0", "1.0"));
+    }
+}
