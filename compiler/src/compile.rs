@@ -182,7 +182,10 @@ fn shared_files(estate: &Estate) -> BTreeSet<String> {
         }
         for d in &app.deployments {
             let stage = estate.stage(d.stage.value);
-            if matches!(stage.write_back.value, WriteBack::Git { .. } | WriteBack::PullRequest { .. }) {
+            if matches!(
+                stage.write_back.value,
+                WriteBack::Git { .. } | WriteBack::PullRequest { .. }
+            ) {
                 let cluster = estate.cluster(d.cluster.value);
                 let vars = TemplateVars {
                     site: &estate.site(cluster.site).name.value,
@@ -210,14 +213,25 @@ fn verify(tree: &Tree, estate: &Estate, diags: &mut Diagnostics) {
             continue;
         }
         let Ok(text) = std::str::from_utf8(bytes) else {
-            diags.push(Diagnostic::error(Code::InvalidManifest, estate.repo.loc, format!("`{p}` is not UTF-8")).with_help("save the manifest as UTF-8"));
+            diags.push(
+                Diagnostic::error(
+                    Code::InvalidManifest,
+                    estate.repo.loc,
+                    format!("`{p}` is not UTF-8"),
+                )
+                .with_help("save the manifest as UTF-8"),
+            );
             continue;
         };
         for doc in serde_yaml::Deserializer::from_str(text) {
             if let Err(e) = serde_yaml::Value::deserialize(doc) {
                 diags.push(
-                    Diagnostic::error(Code::InvalidManifest, estate.repo.loc, format!("`{p}` would not be valid YAML: {e}"))
-                        .with_help("fix the app's manifest; keelson copies it as it is"),
+                    Diagnostic::error(
+                        Code::InvalidManifest,
+                        estate.repo.loc,
+                        format!("`{p}` would not be valid YAML: {e}"),
+                    )
+                    .with_help("fix the app's manifest; keelson copies it as it is"),
                 );
                 break;
             }
@@ -227,14 +241,23 @@ fn verify(tree: &Tree, estate: &Estate, diags: &mut Diagnostics) {
                 continue;
             };
             let dir = path.parent();
-            for r in doc.get("resources").and_then(|r| r.as_sequence()).into_iter().flatten() {
+            for r in doc
+                .get("resources")
+                .and_then(|r| r.as_sequence())
+                .into_iter()
+                .flatten()
+            {
                 let Some(r) = r.as_str() else { continue };
                 if r.contains("://") {
                     continue;
                 }
                 let target = format!("{dir}/{r}");
-                let exists = tree.contains(&target) || tree.contains(&format!("{target}/kustomization.yaml"))
-                    || tree.iter().any(|(p, _)| emit::TreePath::new(&target).is_some_and(|t| p.as_str().starts_with(&format!("{}/", t.as_str()))));
+                let exists = tree.contains(&target)
+                    || tree.contains(&format!("{target}/kustomization.yaml"))
+                    || tree.iter().any(|(p, _)| {
+                        emit::TreePath::new(&target)
+                            .is_some_and(|t| p.as_str().starts_with(&format!("{}/", t.as_str())))
+                    });
                 if !exists {
                     diags.push(
                         Diagnostic::error(Code::InvalidManifest, estate.repo.loc, format!("`{p}` lists resource `{r}`, which is not in the generated tree"))
@@ -257,8 +280,13 @@ fn read_app_files(estate: &Estate, sources: &mut Sources, diags: &mut Diagnostic
                 let root = estate.root.join(&dir.value);
                 let mut list = Vec::new();
                 for path in check::walk(&root) {
-                    let Ok(rel) = path.strip_prefix(&root) else { continue };
-                    let rel: Vec<String> = rel.components().map(|c| c.as_os_str().to_string_lossy().into_owned()).collect();
+                    let Ok(rel) = path.strip_prefix(&root) else {
+                        continue;
+                    };
+                    let rel: Vec<String> = rel
+                        .components()
+                        .map(|c| c.as_os_str().to_string_lossy().into_owned())
+                        .collect();
                     // Hidden files (editor droppings, `.git`) are not manifests.
                     if rel.iter().any(|c| c.starts_with('.')) {
                         continue;
@@ -267,7 +295,14 @@ fn read_app_files(estate: &Estate, sources: &mut Sources, diags: &mut Diagnostic
                     let bytes = match std::fs::read(&path) {
                         Ok(b) => b,
                         Err(e) => {
-                            diags.push(Diagnostic::error(Code::InvalidManifest, dir.loc, format!("cannot read `{}`: {e}", path.display())).with_help("check the file's permissions"));
+                            diags.push(
+                                Diagnostic::error(
+                                    Code::InvalidManifest,
+                                    dir.loc,
+                                    format!("cannot read `{}`: {e}", path.display()),
+                                )
+                                .with_help("check the file's permissions"),
+                            );
                             continue;
                         }
                     };
@@ -281,7 +316,17 @@ fn read_app_files(estate: &Estate, sources: &mut Sources, diags: &mut Diagnostic
                                 Some(fid)
                             }
                             Err(_) => {
-                                diags.push(Diagnostic::error(Code::InvalidManifest, dir.loc, format!("`{rel}` in `{}` is not UTF-8", dir.value.display())).with_help("save the manifest as UTF-8"));
+                                diags.push(
+                                    Diagnostic::error(
+                                        Code::InvalidManifest,
+                                        dir.loc,
+                                        format!(
+                                            "`{rel}` in `{}` is not UTF-8",
+                                            dir.value.display()
+                                        ),
+                                    )
+                                    .with_help("save the manifest as UTF-8"),
+                                );
                                 None
                             }
                         }
@@ -293,16 +338,25 @@ fn read_app_files(estate: &Estate, sources: &mut Sources, diags: &mut Diagnostic
                 files.dirs.insert(id, list);
             }
             Manifests::Chart {
-                values_file: Some(f), ..
+                values_file: Some(f),
+                ..
             } => {
                 let path = estate.root.join(&f.value);
                 match std::fs::read_to_string(&path) {
                     Ok(text) => {
-                        let fid = sources.add(f.value.to_string_lossy().into_owned(), path, text.clone());
+                        let fid =
+                            sources.add(f.value.to_string_lossy().into_owned(), path, text.clone());
                         scan(sources, fid, diags);
                         files.values_files.insert(id, (fid, text));
                     }
-                    Err(e) => diags.push(Diagnostic::error(Code::InvalidManifest, f.loc, format!("cannot read the values file: {e}")).with_help("check that it exists and is UTF-8")),
+                    Err(e) => diags.push(
+                        Diagnostic::error(
+                            Code::InvalidManifest,
+                            f.loc,
+                            format!("cannot read the values file: {e}"),
+                        )
+                        .with_help("check that it exists and is UTF-8"),
+                    ),
                 }
             }
             _ => {}
@@ -322,9 +376,17 @@ fn scan(sources: &Sources, file: crate::diagnostic::FileId, diags: &mut Diagnost
     use serde::Deserialize;
     let text = &sources.get(file).text;
     for doc in serde_yaml::Deserializer::from_str(text) {
-        let Ok(v) = serde_yaml::Value::deserialize(doc) else { break };
-        let has = |k: &str| v.get(k).and_then(|d| d.as_mapping()).is_some_and(|m| !m.is_empty());
-        if v.get("kind").and_then(|k| k.as_str()) == Some("Secret") && (has("data") || has("stringData")) {
+        let Ok(v) = serde_yaml::Value::deserialize(doc) else {
+            break;
+        };
+        let has = |k: &str| {
+            v.get(k)
+                .and_then(|d| d.as_mapping())
+                .is_some_and(|m| !m.is_empty())
+        };
+        if v.get("kind").and_then(|k| k.as_str()) == Some("Secret")
+            && (has("data") || has("stringData"))
+        {
             let offset = text.find("kind: Secret").unwrap_or(0);
             diags.push(
                 Diagnostic::error(Code::LiteralSecret, crate::diagnostic::Loc { file, offset, len: 12 }, "a Secret with data; keelson will not copy secrets into the GitOps repository")

@@ -47,13 +47,21 @@ pub fn read_snapshots(estate: &Estate, sources: &mut Sources, diags: &mut Diagno
     let mut data = TagData::default();
     for snap in &estate.snapshots {
         let path = estate.root.join(&snap.value);
-        let shown = snap.value.to_string_lossy().trim_start_matches("./").to_string();
+        let shown = snap
+            .value
+            .to_string_lossy()
+            .trim_start_matches("./")
+            .to_string();
         let text = match std::fs::read_to_string(&path) {
             Ok(t) => t,
             Err(e) => {
                 diags.push(
-                    Diagnostic::error(Code::InvalidSnapshot, snap.loc, format!("cannot read the snapshot `{shown}`: {e}"))
-                        .with_help("check that the file exists and is UTF-8 JSON"),
+                    Diagnostic::error(
+                        Code::InvalidSnapshot,
+                        snap.loc,
+                        format!("cannot read the snapshot `{shown}`: {e}"),
+                    )
+                    .with_help("check that the file exists and is UTF-8 JSON"),
                 );
                 continue;
             }
@@ -62,7 +70,11 @@ pub fn read_snapshots(estate: &Estate, sources: &mut Sources, diags: &mut Diagno
         let text = &sources.get(file).text;
         let at = |line: usize, column: usize| -> Loc {
             let offset = offset_of(text, line, column);
-            Loc { file, offset, len: 1 }
+            Loc {
+                file,
+                offset,
+                len: 1,
+            }
         };
         let raw: BTreeMap<String, Vec<RawTag>> = match serde_json::from_str(text) {
             Ok(r) => r,
@@ -108,8 +120,15 @@ pub fn read_snapshots(estate: &Estate, sources: &mut Sources, diags: &mut Diagno
             }
             if let Some(prev) = data.repos.get(&repo) {
                 diags.push(
-                    Diagnostic::error(Code::InvalidSnapshot, key_loc, format!("repository `{repo}` is in two snapshots (also in `{}`)", prev.file))
-                        .with_help("keep each repository's tags in one snapshot"),
+                    Diagnostic::error(
+                        Code::InvalidSnapshot,
+                        key_loc,
+                        format!(
+                            "repository `{repo}` is in two snapshots (also in `{}`)",
+                            prev.file
+                        ),
+                    )
+                    .with_help("keep each repository's tags in one snapshot"),
                 );
                 continue;
             }
@@ -245,7 +264,10 @@ fn read_yaml(path: &Path) -> Option<serde_yaml::Value> {
 }
 
 /// The `newTag`/`digest` of the `images:` entry named `name`.
-fn kustomization_image(doc: &serde_yaml::Value, name: &str) -> Option<(Option<String>, Option<String>)> {
+fn kustomization_image(
+    doc: &serde_yaml::Value,
+    name: &str,
+) -> Option<(Option<String>, Option<String>)> {
     let images = doc.get("images")?.as_sequence()?;
     let entry = images
         .iter()
@@ -316,7 +338,10 @@ mod tests {
     fn reads_kustomization_images() {
         let doc: serde_yaml::Value =
             serde_yaml::from_str("images:\n- name: x\n  newTag: 123\n").unwrap();
-        assert_eq!(kustomization_image(&doc, "x"), Some((Some("123".into()), None)));
+        assert_eq!(
+            kustomization_image(&doc, "x"),
+            Some((Some("123".into()), None))
+        );
         assert_eq!(kustomization_image(&doc, "y"), None);
     }
 }

@@ -5,19 +5,19 @@
 
 pub mod check;
 pub mod compile;
+pub mod diagnostic;
 pub mod discover;
 pub mod emit;
-pub mod lock;
-pub mod select;
-pub mod write;
-pub mod diagnostic;
 pub mod error;
 pub mod fmt;
 pub mod graph;
 pub mod init;
 pub mod load;
+pub mod lock;
 pub mod lower;
 pub mod model;
+pub mod select;
 pub mod semver;
+pub mod write;
 
 pub use error::Error;

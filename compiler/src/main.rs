@@ -153,7 +153,16 @@ fn run(cli: Cli) -> Result<ExitCode, Error> {
             force,
             dry_run,
             format,
-        } => run_compile(&dir, &out, &keelson::compile::Options { offline, force, dry_run }, format),
+        } => run_compile(
+            &dir,
+            &out,
+            &keelson::compile::Options {
+                offline,
+                force,
+                dry_run,
+            },
+            format,
+        ),
         Command::Fmt { dir, check } => run_fmt(&dir, check),
         Command::Init { dir } => {
             let path = init::init(&dir)?;

@@ -142,7 +142,11 @@ pub fn file_entries(tree: &Tree, shared: &Shared) -> BTreeMap<String, LockedFile
         .map(|(p, bytes)| {
             let without_images = shared
                 .contains(p.as_str())
-                .then(|| std::str::from_utf8(bytes).ok().and_then(hash_without_images))
+                .then(|| {
+                    std::str::from_utf8(bytes)
+                        .ok()
+                        .and_then(hash_without_images)
+                })
                 .flatten();
             (
                 p.as_str().to_string(),
@@ -209,7 +213,8 @@ pub fn write(
     // The lock goes last: until it is in place, the old lock still describes
     // the files, and a recovery completes the rest.
     let lock_text = lock.to_text();
-    let lock_changed = fs::read_to_string(out.join(LOCK_FILE)).ok().as_deref() != Some(lock_text.as_str());
+    let lock_changed =
+        fs::read_to_string(out.join(LOCK_FILE)).ok().as_deref() != Some(lock_text.as_str());
     if lock_changed {
         stage(n, lock_text.as_bytes(), LOCK_FILE)?;
     }
@@ -221,7 +226,8 @@ pub fn write(
     let text = serde_json::to_string(&journal).expect("a journal serialises");
     let tmp = dir.join("journal.tmp");
     write_synced(&tmp, text.as_bytes())?;
-    fs::rename(&tmp, dir.join(JOURNAL_FILE)).map_err(|e| Error::io("committing the journal", &dir, e))?;
+    fs::rename(&tmp, dir.join(JOURNAL_FILE))
+        .map_err(|e| Error::io("committing the journal", &dir, e))?;
     sync_dir(&dir);
 
     let crash_at = test_crash_point();
@@ -245,7 +251,12 @@ fn test_crash_point() -> Option<usize> {
 
 /// Applies a committed journal. Idempotent: a step already done is skipped,
 /// so recovery can run it again from the start.
-fn apply(out: &Path, dir: &Path, journal: &Journal, step: &mut dyn FnMut(usize)) -> Result<(), Error> {
+fn apply(
+    out: &Path,
+    dir: &Path,
+    journal: &Journal,
+    step: &mut dyn FnMut(usize),
+) -> Result<(), Error> {
     let staged = dir.join(STAGED_DIR);
     let mut touched_dirs: BTreeSet<PathBuf> = BTreeSet::new();
     for (i, path) in journal.removes.iter().enumerate() {
@@ -265,7 +276,8 @@ fn apply(out: &Path, dir: &Path, journal: &Journal, step: &mut dyn FnMut(usize))
         let to = out.join(dest);
         if from.exists() {
             if let Some(parent) = to.parent() {
-                fs::create_dir_all(parent).map_err(|e| Error::io("creating a directory", parent, e))?;
+                fs::create_dir_all(parent)
+                    .map_err(|e| Error::io("creating a directory", parent, e))?;
                 touched_dirs.insert(parent.to_path_buf());
             }
             fs::rename(&from, &to).map_err(|e| Error::io("moving a file into place", &to, e))?;
@@ -293,8 +305,10 @@ fn apply(out: &Path, dir: &Path, journal: &Journal, step: &mut dyn FnMut(usize))
 
 fn write_synced(path: &Path, bytes: &[u8]) -> Result<(), Error> {
     let mut f = fs::File::create(path).map_err(|e| Error::io("staging a file", path, e))?;
-    f.write_all(bytes).map_err(|e| Error::io("staging a file", path, e))?;
-    f.sync_all().map_err(|e| Error::io("staging a file", path, e))?;
+    f.write_all(bytes)
+        .map_err(|e| Error::io("staging a file", path, e))?;
+    f.sync_all()
+        .map_err(|e| Error::io("staging a file", path, e))?;
     Ok(())
 }
 

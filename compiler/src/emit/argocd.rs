@@ -40,7 +40,10 @@ pub(super) fn emit(input: &Inputs<'_>, deps: &[Dep<'_>], out: &mut Emitter<'_>) 
         out.put(
             &dep.file,
             yaml_file(&doc),
-            format!("the Application of app `{}` in stage `{}`", dep.app.name.value, dep.stage.name.value),
+            format!(
+                "the Application of app `{}` in stage `{}`",
+                dep.app.name.value, dep.stage.name.value
+            ),
             dep.d.loc,
         );
     }
@@ -74,7 +77,10 @@ pub(super) fn emit(input: &Inputs<'_>, deps: &[Dep<'_>], out: &mut Emitter<'_>) 
             out.put(
                 &format!("{dir}/image-updater.yaml"),
                 yaml_file(&image_updater_install(estate, site_id)),
-                format!("the Image Updater installation of site `{}`", site.name.value),
+                format!(
+                    "the Image Updater installation of site `{}`",
+                    site.name.value
+                ),
                 estate.image_updater.loc.unwrap_or(site.loc),
             );
         }
@@ -88,7 +94,9 @@ pub(super) fn needs_image_updater(deps: &[&Dep<'_>]) -> bool {
 
 /// An app stage whose images Image Updater updates in-cluster.
 pub(super) fn is_live(dep: &Dep<'_>) -> bool {
-    dep.stage.write_back.value.is_live() && !dep.app.images.is_empty() && dep.d.pins.len() < dep.app.images.len()
+    dep.stage.write_back.value.is_live()
+        && !dep.app.images.is_empty()
+        && dep.d.pins.len() < dep.app.images.len()
 }
 
 fn metadata(name: &str, namespace: &str, wave: Option<i32>, finalizer: bool) -> Value {
@@ -112,7 +120,12 @@ fn project_name(dep: &Dep<'_>, estate: &Estate) -> String {
 
 fn application(input: &Inputs<'_>, dep: &Dep<'_>, out: &mut Emitter<'_>) -> Value {
     let estate = input.estate;
-    let wave = input.graph.waves.get(dep.app_id.index()).copied().unwrap_or(0);
+    let wave = input
+        .graph
+        .waves
+        .get(dep.app_id.index())
+        .copied()
+        .unwrap_or(0);
     let source = match &dep.app.manifests {
         Manifests::Chart {
             name,
@@ -126,13 +139,23 @@ fn application(input: &Inputs<'_>, dep: &Dep<'_>, out: &mut Emitter<'_>) -> Valu
                 Ok(Value::Null) => {}
                 Ok(v @ Value::Mapping(_)) => deep_merge(&mut merged, v),
                 Ok(_) | Err(_) => out.diags.push(
-                    Diagnostic::error(Code::InvalidManifest, loc, "Helm values must be a YAML mapping")
-                        .with_help("write the values as `key: value` lines"),
+                    Diagnostic::error(
+                        Code::InvalidManifest,
+                        loc,
+                        "Helm values must be a YAML mapping",
+                    )
+                    .with_help("write the values as `key: value` lines"),
                 ),
             };
-            if let (Some(f), Some((file, text))) = (values_file, input.files.values_files.get(&dep.app_id)) {
+            if let (Some(f), Some((file, text))) =
+                (values_file, input.files.values_files.get(&dep.app_id))
+            {
                 let _ = f;
-                let loc = crate::diagnostic::Loc { file: *file, offset: 0, len: 0 };
+                let loc = crate::diagnostic::Loc {
+                    file: *file,
+                    offset: 0,
+                    len: 0,
+                };
                 layer(text, loc);
             }
             if let Some(v) = values {
@@ -179,7 +202,10 @@ fn application(input: &Inputs<'_>, dep: &Dep<'_>, out: &mut Emitter<'_>) -> Valu
     map(vec![
         ("apiVersion", s("argoproj.io/v1alpha1")),
         ("kind", s("Application")),
-        ("metadata", metadata(&dep.name, &dep.site.argocd_namespace, Some(wave), true)),
+        (
+            "metadata",
+            metadata(&dep.name, &dep.site.argocd_namespace, Some(wave), true),
+        ),
         ("spec", map(spec)),
     ])
 }
@@ -188,7 +214,11 @@ fn application(input: &Inputs<'_>, dep: &Dep<'_>, out: &mut Emitter<'_>) -> Valu
 fn helm_parameters(input: &Inputs<'_>, dep: &Dep<'_>) -> Vec<Value> {
     let mut params: BTreeMap<String, String> = BTreeMap::new();
     for (ii, image) in dep.app.images.iter().enumerate() {
-        let Some(decided) = input.decisions.images.get(&(dep.app_id, dep.stage_id(), ii)) else {
+        let Some(decided) = input
+            .decisions
+            .images
+            .get(&(dep.app_id, dep.stage_id(), ii))
+        else {
             continue;
         };
         let ImageTarget::Helm { name, tag, spec } = &image.target else {
@@ -219,21 +249,33 @@ fn helm_parameters(input: &Inputs<'_>, dep: &Dep<'_>) -> Vec<Value> {
     }
     params
         .into_iter()
-        .map(|(name, value)| map(vec![("name", s(name)), ("value", s(value)), ("forceString", Value::Bool(true))]))
+        .map(|(name, value)| {
+            map(vec![
+                ("name", s(name)),
+                ("value", s(value)),
+                ("forceString", Value::Bool(true)),
+            ])
+        })
         .collect()
 }
 
 fn sync_policy(sync: &SyncPolicy) -> Option<Value> {
     let mut sp = Vec::new();
     if sync.automated {
-        let mut a = vec![("prune", Value::Bool(sync.prune)), ("selfHeal", Value::Bool(sync.self_heal))];
+        let mut a = vec![
+            ("prune", Value::Bool(sync.prune)),
+            ("selfHeal", Value::Bool(sync.self_heal)),
+        ];
         if sync.allow_empty {
             a.push(("allowEmpty", Value::Bool(true)));
         }
         sp.push(("automated", map(a)));
     }
     if !sync.options.is_empty() {
-        sp.push(("syncOptions", seq(sync.options.iter().map(|o| s(o.clone())))));
+        sp.push((
+            "syncOptions",
+            seq(sync.options.iter().map(|o| s(o.clone()))),
+        ));
     }
     if let Some(r) = &sync.retry {
         let mut retry = Vec::new();
@@ -305,14 +347,23 @@ fn root(estate: &Estate, site_id: SiteId, deps: &[&Dep<'_>]) -> Value {
                     ("name", s(n)),
                     (
                         "jsonPointers",
-                        seq([s("/spec/source/kustomize/images"), s("/spec/source/helm/parameters")]),
+                        seq([
+                            s("/spec/source/kustomize/images"),
+                            s("/spec/source/helm/parameters"),
+                        ]),
                     ),
                 ])
             })),
         ));
         options.push(s("RespectIgnoreDifferences=true"));
     }
-    let mut sync = vec![("automated", map(vec![("prune", Value::Bool(true)), ("selfHeal", Value::Bool(true))]))];
+    let mut sync = vec![(
+        "automated",
+        map(vec![
+            ("prune", Value::Bool(true)),
+            ("selfHeal", Value::Bool(true)),
+        ]),
+    )];
     if !options.is_empty() {
         sync.push(("syncOptions", seq(options)));
     }
@@ -320,7 +371,10 @@ fn root(estate: &Estate, site_id: SiteId, deps: &[&Dep<'_>]) -> Value {
     map(vec![
         ("apiVersion", s("argoproj.io/v1alpha1")),
         ("kind", s("Application")),
-        ("metadata", metadata("root", &site.argocd_namespace, None, false)),
+        (
+            "metadata",
+            metadata("root", &site.argocd_namespace, None, false),
+        ),
         ("spec", map(spec)),
     ])
 }
@@ -349,29 +403,55 @@ fn projects(estate: &Estate, deps: &[&Dep<'_>]) -> Vec<(String, Value)> {
         };
         let entry = acc.entry(name.clone()).or_insert_with(|| Acc {
             description: match declared {
-                Some(p) => p.description.clone().unwrap_or_else(|| format!("Project `{name}`")),
-                None => format!("Derived by keelson for app `{name}`: only its own destinations and sources"),
+                Some(p) => p
+                    .description
+                    .clone()
+                    .unwrap_or_else(|| format!("Project `{name}`")),
+                None => format!(
+                    "Derived by keelson for app `{name}`: only its own destinations and sources"
+                ),
             },
-            repos: declared.map(|p| p.source_repos.iter().cloned().collect()).unwrap_or_default(),
+            repos: declared
+                .map(|p| p.source_repos.iter().cloned().collect())
+                .unwrap_or_default(),
             destinations: BTreeSet::new(),
             cluster_whitelist: declared
-                .map(|p| p.cluster_resource_whitelist.iter().map(|g| (g.group.clone(), g.kind.clone())).collect())
+                .map(|p| {
+                    p.cluster_resource_whitelist
+                        .iter()
+                        .map(|g| (g.group.clone(), g.kind.clone()))
+                        .collect()
+                })
                 .unwrap_or_default(),
             namespace_blacklist: declared
-                .map(|p| p.namespace_resource_blacklist.iter().map(|g| (g.group.clone(), g.kind.clone())).collect())
+                .map(|p| {
+                    p.namespace_resource_blacklist
+                        .iter()
+                        .map(|g| (g.group.clone(), g.kind.clone()))
+                        .collect()
+                })
                 .unwrap_or_default(),
         });
         match &dep.app.manifests {
             Manifests::Chart { repo, .. } => entry.repos.insert(repo.value.clone()),
             _ => entry.repos.insert(estate.repo.url.value.clone()),
         };
-        entry
-            .destinations
-            .insert((dep.cluster.server.url().to_string(), dep.d.namespace.value.clone()));
+        entry.destinations.insert((
+            dep.cluster.server.url().to_string(),
+            dep.d.namespace.value.clone(),
+        ));
         // Argo CD creates the namespace as a resource of the sync, so the
         // project must permit Namespaces for `CreateNamespace=true`.
-        if dep.d.sync.options.iter().any(|o| o == "CreateNamespace=true") {
-            entry.cluster_whitelist.insert((String::new(), "Namespace".into()));
+        if dep
+            .d
+            .sync
+            .options
+            .iter()
+            .any(|o| o == "CreateNamespace=true")
+        {
+            entry
+                .cluster_whitelist
+                .insert((String::new(), "Namespace".into()));
         }
     }
     acc.into_iter()
@@ -388,15 +468,24 @@ fn projects(estate: &Estate, deps: &[&Dep<'_>]) -> Vec<(String, Value)> {
             ];
             let gk = |(g, k): (String, String)| map(vec![("group", s(g)), ("kind", s(k))]);
             if !a.cluster_whitelist.is_empty() {
-                spec.push(("clusterResourceWhitelist", seq(a.cluster_whitelist.into_iter().map(gk))));
+                spec.push((
+                    "clusterResourceWhitelist",
+                    seq(a.cluster_whitelist.into_iter().map(gk)),
+                ));
             }
             if !a.namespace_blacklist.is_empty() {
-                spec.push(("namespaceResourceBlacklist", seq(a.namespace_blacklist.into_iter().map(gk))));
+                spec.push((
+                    "namespaceResourceBlacklist",
+                    seq(a.namespace_blacklist.into_iter().map(gk)),
+                ));
             }
             let doc = map(vec![
                 ("apiVersion", s("argoproj.io/v1alpha1")),
                 ("kind", s("AppProject")),
-                ("metadata", metadata(&name, &namespace, Some(WAVE_PROJECTS), true)),
+                (
+                    "metadata",
+                    metadata(&name, &namespace, Some(WAVE_PROJECTS), true),
+                ),
                 ("spec", map(spec)),
             ]);
             (name, doc)
@@ -447,7 +536,12 @@ fn image_updater_install(estate: &Estate, site_id: SiteId) -> Value {
         ("kind", s("Application")),
         (
             "metadata",
-            metadata(IMAGE_UPDATER_APP, &site.argocd_namespace, Some(WAVE_IMAGE_UPDATER), true),
+            metadata(
+                IMAGE_UPDATER_APP,
+                &site.argocd_namespace,
+                Some(WAVE_IMAGE_UPDATER),
+                true,
+            ),
         ),
         (
             "spec",
@@ -458,7 +552,10 @@ fn image_updater_install(estate: &Estate, site_id: SiteId) -> Value {
                     map(vec![
                         ("repoURL", s(IMAGE_UPDATER_CHART_REPO)),
                         ("chart", s("argocd-image-updater")),
-                        ("targetRevision", s(estate.image_updater.chart_version.clone())),
+                        (
+                            "targetRevision",
+                            s(estate.image_updater.chart_version.clone()),
+                        ),
                         ("helm", map(vec![("valuesObject", map(values))])),
                     ]),
                 ),
@@ -472,7 +569,13 @@ fn image_updater_install(estate: &Estate, site_id: SiteId) -> Value {
                 (
                     "syncPolicy",
                     map(vec![
-                        ("automated", map(vec![("prune", Value::Bool(true)), ("selfHeal", Value::Bool(true))])),
+                        (
+                            "automated",
+                            map(vec![
+                                ("prune", Value::Bool(true)),
+                                ("selfHeal", Value::Bool(true)),
+                            ]),
+                        ),
                         ("syncOptions", seq([s("ServerSideApply=true")])),
                     ]),
                 ),

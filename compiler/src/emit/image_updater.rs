@@ -19,23 +19,35 @@ use serde_yaml::Value;
 
 use super::argocd::{SYNC_WAVE, WAVE_IMAGE_UPDATERS, is_live, keelson_dir};
 use super::{Dep, Emitter, Inputs, kustomize_image_name, map, s, seq, yaml_file};
-use crate::model::{AllowTags, AppId, Estate, GitProvider, ImageTarget, SiteId, Strategy, WriteBack};
+use crate::model::{
+    AllowTags, AppId, Estate, GitProvider, ImageTarget, SiteId, Strategy, WriteBack,
+};
 use crate::semver::Version;
 
 pub(super) fn emit(input: &Inputs<'_>, deps: &[Dep<'_>], out: &mut Emitter<'_>) {
     let estate = input.estate;
     let mut groups: BTreeMap<(SiteId, AppId), Vec<&Dep<'_>>> = BTreeMap::new();
     for dep in deps.iter().filter(|d| is_live(d)) {
-        groups.entry((dep.site_id, dep.app_id)).or_default().push(dep);
+        groups
+            .entry((dep.site_id, dep.app_id))
+            .or_default()
+            .push(dep);
     }
     for ((site_id, app_id), deps) in groups {
         let site = estate.site(site_id);
         let app = estate.app(app_id);
         let doc = resource(estate, &deps);
         out.put(
-            &format!("{}/imageupdater-{}.yaml", keelson_dir(estate, &site.name.value), app.name.value),
+            &format!(
+                "{}/imageupdater-{}.yaml",
+                keelson_dir(estate, &site.name.value),
+                app.name.value
+            ),
             yaml_file(&doc),
-            format!("the ImageUpdater of app `{}` in site `{}`", app.name.value, site.name.value),
+            format!(
+                "the ImageUpdater of app `{}` in site `{}`",
+                app.name.value, site.name.value
+            ),
             app.loc,
         );
     }
@@ -43,7 +55,8 @@ pub(super) fn emit(input: &Inputs<'_>, deps: &[Dep<'_>], out: &mut Emitter<'_>) 
 
 /// Whether the targeted release's CRD requires `spec.namespace`.
 fn needs_spec_namespace(v: &Version) -> bool {
-    let at_least = |s: &str| v.compare(&Version::parse(s).expect("static")) != std::cmp::Ordering::Less;
+    let at_least =
+        |s: &str| v.compare(&Version::parse(s).expect("static")) != std::cmp::Ordering::Less;
     (at_least("1.0.0") && !at_least("1.0.3")) || (at_least("1.1.0") && !at_least("1.1.1"))
 }
 
@@ -66,7 +79,9 @@ fn resource(estate: &Estate, deps: &[&Dep<'_>]) -> Value {
                 // The tag part is the constraint for semver and the tracked
                 // tag for digest; the other strategies ignore it.
                 if let Some(c) = &image.constraint {
-                    if matches!(image.strategy.value, Strategy::Semver | Strategy::Digest) && !c.value.trim().is_empty() {
+                    if matches!(image.strategy.value, Strategy::Semver | Strategy::Digest)
+                        && !c.value.trim().is_empty()
+                    {
                         image_name = format!("{image_name}:{}", c.value);
                     }
                 }
@@ -75,20 +90,29 @@ fn resource(estate: &Estate, deps: &[&Dep<'_>]) -> Value {
                     ("forceUpdate", Value::Bool(false)),
                 ];
                 match image.allow_tags.as_ref().map(|a| &a.value) {
-                    Some(AllowTags::Regexp(re)) => settings.push(("allowTags", s(format!("regexp:{}", re.as_str())))),
+                    Some(AllowTags::Regexp(re)) => {
+                        settings.push(("allowTags", s(format!("regexp:{}", re.as_str()))))
+                    }
                     Some(AllowTags::Any) => settings.push(("allowTags", s("any"))),
                     None => {}
                 }
                 if !image.ignore_tags.is_empty() {
-                    settings.push(("ignoreTags", seq(image.ignore_tags.iter().map(|t| s(t.value.clone())))));
+                    settings.push((
+                        "ignoreTags",
+                        seq(image.ignore_tags.iter().map(|t| s(t.value.clone()))),
+                    ));
                 }
                 if !image.platforms.is_empty() {
-                    settings.push(("platforms", seq(image.platforms.iter().map(|p| s(p.value.clone())))));
+                    settings.push((
+                        "platforms",
+                        seq(image.platforms.iter().map(|p| s(p.value.clone()))),
+                    ));
                 }
                 let target = match &image.target {
-                    ImageTarget::Kustomize { .. } => {
-                        map(vec![("kustomize", map(vec![("name", s(kustomize_image_name(image)))]))])
-                    }
+                    ImageTarget::Kustomize { .. } => map(vec![(
+                        "kustomize",
+                        map(vec![("name", s(kustomize_image_name(image)))]),
+                    )]),
                     ImageTarget::Helm { name, tag, spec } => {
                         let mut h = vec![("name", s(name.clone())), ("tag", s(tag.clone()))];
                         if let Some(spec) = spec {
@@ -129,7 +153,10 @@ fn resource(estate: &Estate, deps: &[&Dep<'_>]) -> Value {
                     map(vec![
                         // The CRD arrives with Image Updater's chart in an
                         // earlier wave; until then the dry run cannot know the kind.
-                        ("argocd.argoproj.io/sync-options", s("SkipDryRunOnMissingResource=true")),
+                        (
+                            "argocd.argoproj.io/sync-options",
+                            s("SkipDryRunOnMissingResource=true"),
+                        ),
                         (SYNC_WAVE, s(WAVE_IMAGE_UPDATERS.to_string())),
                     ]),
                 ),
@@ -145,12 +172,18 @@ fn write_back(estate: &Estate, dep: &Dep<'_>) -> Value {
         None => s("git"),
     };
     match &dep.stage.write_back.value {
-        WriteBack::Git { branch, credentials } => map(vec![
+        WriteBack::Git {
+            branch,
+            credentials,
+        } => map(vec![
             ("method", method(credentials)),
             (
                 "gitConfig",
                 map(vec![
-                    ("branch", s(branch.clone().unwrap_or_else(|| estate.repo.branch.clone()))),
+                    (
+                        "branch",
+                        s(branch.clone().unwrap_or_else(|| estate.repo.branch.clone())),
+                    ),
                     ("writeBackTarget", s("kustomization")),
                 ]),
             ),
@@ -164,7 +197,10 @@ fn write_back(estate: &Estate, dep: &Dep<'_>) -> Value {
             (
                 "gitConfig",
                 map(vec![
-                    ("branch", s(branch.clone().unwrap_or_else(|| estate.repo.branch.clone()))),
+                    (
+                        "branch",
+                        s(branch.clone().unwrap_or_else(|| estate.repo.branch.clone())),
+                    ),
                     ("writeBackTarget", s("kustomization")),
                     (
                         "pullRequest",

@@ -28,8 +28,15 @@ pub(super) fn emit(input: &Inputs<'_>, deps: &[Dep<'_>], out: &mut Emitter<'_>) 
         }
         match &dep.app.manifests {
             Manifests::Directory(dir) => {
-                let files = input.files.dirs.get(&dep.app_id).map(Vec::as_slice).unwrap_or_default();
-                let own = files.iter().any(|f| KUSTOMIZATION_NAMES.contains(&f.rel.as_str()));
+                let files = input
+                    .files
+                    .dirs
+                    .get(&dep.app_id)
+                    .map(Vec::as_slice)
+                    .unwrap_or_default();
+                let own = files
+                    .iter()
+                    .any(|f| KUSTOMIZATION_NAMES.contains(&f.rel.as_str()));
                 let mut resources = Vec::new();
                 let mut names = Vec::new();
                 for f in files {
@@ -101,12 +108,17 @@ pub(super) fn emit(input: &Inputs<'_>, deps: &[Dep<'_>], out: &mut Emitter<'_>) 
                 for (k, v) in &dep.d.params {
                     merged.insert(k.clone(), v.clone());
                 }
-                for (file, text) in templates::render(input.estate, dep.app, name, &merged, out.diags) {
+                for (file, text) in
+                    templates::render(input.estate, dep.app, name, &merged, out.diags)
+                {
                     resources.push(s(file.clone()));
                     out.put(
                         &format!("{}/{file}", dep.overlay),
                         text.into_bytes(),
-                        format!("template file `{file}` of app `{}` in stage `{}`", dep.app.name.value, dep.stage.name.value),
+                        format!(
+                            "template file `{file}` of app `{}` in stage `{}`",
+                            dep.app.name.value, dep.stage.name.value
+                        ),
                         dep.d.loc,
                     );
                 }
@@ -124,7 +136,9 @@ pub(super) fn emit(input: &Inputs<'_>, deps: &[Dep<'_>], out: &mut Emitter<'_>) 
             } else {
                 fields.push((
                     "replicas",
-                    seq(names.into_iter().map(|n| map(vec![("name", s(n)), ("count", Value::from(count))]))),
+                    seq(names
+                        .into_iter()
+                        .map(|n| map(vec![("name", s(n)), ("count", Value::from(count))]))),
                 ));
             }
         }
@@ -134,7 +148,10 @@ pub(super) fn emit(input: &Inputs<'_>, deps: &[Dep<'_>], out: &mut Emitter<'_>) 
             .iter()
             .enumerate()
             .filter_map(|(ii, image)| {
-                let decided = input.decisions.images.get(&(dep.app_id, dep.stage_id(), ii))?;
+                let decided = input
+                    .decisions
+                    .images
+                    .get(&(dep.app_id, dep.stage_id(), ii))?;
                 let mut entry = vec![("name", s(kustomize_image_name(image)))];
                 if kustomize_image_name(image) != image.repository.value.0 {
                     entry.push(("newName", s(image.repository.value.0.clone())));
@@ -154,7 +171,10 @@ pub(super) fn emit(input: &Inputs<'_>, deps: &[Dep<'_>], out: &mut Emitter<'_>) 
         out.put(
             &format!("{}/kustomization.yaml", dep.overlay),
             yaml_file(&kustomization(fields)),
-            format!("the overlay of app `{}` in stage `{}`", dep.app.name.value, dep.stage.name.value),
+            format!(
+                "the overlay of app `{}` in stage `{}`",
+                dep.app.name.value, dep.stage.name.value
+            ),
             dep.d.loc,
         );
     }
@@ -179,7 +199,11 @@ fn workload_names(text: &str) -> Vec<String> {
         };
         let kind = v.get("kind").and_then(Value::as_str);
         if matches!(kind, Some("Deployment" | "StatefulSet")) {
-            if let Some(n) = v.get("metadata").and_then(|m| m.get("name")).and_then(Value::as_str) {
+            if let Some(n) = v
+                .get("metadata")
+                .and_then(|m| m.get("name"))
+                .and_then(Value::as_str)
+            {
                 names.push(n.to_string());
             }
         }

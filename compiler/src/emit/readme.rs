@@ -110,7 +110,9 @@ pub(super) fn emit(input: &Inputs<'_>, deps: &[Dep<'_>], out: &mut Emitter<'_>) 
                     .map(|(ii, image)| {
                         let decided = input.decisions.images.get(&(d.app_id, d.stage_id(), ii));
                         let reference = match decided.map(|x| (&x.tag, &x.digest)) {
-                            Some((Some(t), Some(dg))) => format!("{}:{t}@{dg}", image.repository.value.0),
+                            Some((Some(t), Some(dg))) => {
+                                format!("{}:{t}@{dg}", image.repository.value.0)
+                            }
                             Some((Some(t), None)) => format!("{}:{t}", image.repository.value.0),
                             Some((None, Some(dg))) => format!("{}@{dg}", image.repository.value.0),
                             _ => image.repository.value.0.clone(),
@@ -121,7 +123,10 @@ pub(super) fn emit(input: &Inputs<'_>, deps: &[Dep<'_>], out: &mut Emitter<'_>) 
                 let updates = if !is_live(d) {
                     match &d.stage.source {
                         crate::model::StageSource::Promotion { from, .. } => {
-                            format!("promoted from `{}` by keelson", estate.stage(from.value).name.value)
+                            format!(
+                                "promoted from `{}` by keelson",
+                                estate.stage(from.value).name.value
+                            )
                         }
                         _ => "pinned by keelson".into(),
                     }
@@ -139,7 +144,11 @@ pub(super) fn emit(input: &Inputs<'_>, deps: &[Dep<'_>], out: &mut Emitter<'_>) 
                     stage: d.stage.name.value.clone(),
                     cluster: d.cluster.name.value.clone(),
                     namespace: d.d.namespace.value.clone(),
-                    images: if images.is_empty() { "from the manifests".into() } else { images.join(", ") },
+                    images: if images.is_empty() {
+                        "from the manifests".into()
+                    } else {
+                        images.join(", ")
+                    },
                     updates,
                 }
             })
@@ -160,16 +169,30 @@ pub(super) fn emit(input: &Inputs<'_>, deps: &[Dep<'_>], out: &mut Emitter<'_>) 
                     secrets.insert(SecretCx {
                         where_: format!("site `{}`", site.name.value),
                         reference: c.value.to_string(),
-                        purpose: format!("Image Updater reads registry `{}` ({})", r.name.value, r.prefix.value),
+                        purpose: format!(
+                            "Image Updater reads registry `{}` ({})",
+                            r.name.value, r.prefix.value
+                        ),
                     });
                 }
             }
             for d in here.iter().filter(|d| is_live(d)) {
-                if let WriteBack::Git { credentials: Some(c), .. } | WriteBack::PullRequest { credentials: Some(c), .. } = &d.stage.write_back.value {
+                if let WriteBack::Git {
+                    credentials: Some(c),
+                    ..
+                }
+                | WriteBack::PullRequest {
+                    credentials: Some(c),
+                    ..
+                } = &d.stage.write_back.value
+                {
                     secrets.insert(SecretCx {
                         where_: format!("site `{}`", site.name.value),
                         reference: c.clone(),
-                        purpose: format!("Image Updater pushes write-backs for stage `{}`", d.stage.name.value),
+                        purpose: format!(
+                            "Image Updater pushes write-backs for stage `{}`",
+                            d.stage.name.value
+                        ),
                     });
                 }
             }
@@ -200,21 +223,39 @@ pub(super) fn emit(input: &Inputs<'_>, deps: &[Dep<'_>], out: &mut Emitter<'_>) 
     }
     let mut paths: BTreeMap<String, String> = BTreeMap::new();
     for site in &sites {
-        paths.insert(site.root.clone(), format!("the root Application of site `{}`: apply it once", site.name));
-        paths.insert(format!("{}/", site.apps), format!("the Applications of site `{}`", site.name));
+        paths.insert(
+            site.root.clone(),
+            format!(
+                "the root Application of site `{}`: apply it once",
+                site.name
+            ),
+        );
+        paths.insert(
+            format!("{}/", site.apps),
+            format!("the Applications of site `{}`", site.name),
+        );
         paths.insert(
             format!("{}/", site.keelson_dir),
-            format!("AppProjects and Image Updater resources of site `{}`", site.name),
+            format!(
+                "AppProjects and Image Updater resources of site `{}`",
+                site.name
+            ),
         );
     }
     for d in deps {
         match &d.app.manifests {
             Manifests::Chart { .. } => {}
             _ => {
-                paths.insert(format!("{}/", d.base), format!("the kustomize base of app `{}`", d.app.name.value));
+                paths.insert(
+                    format!("{}/", d.base),
+                    format!("the kustomize base of app `{}`", d.app.name.value),
+                );
                 paths.insert(
                     format!("{}/", d.overlay),
-                    format!("app `{}` in stage `{}`: the overlay that pins its images", d.app.name.value, d.stage.name.value),
+                    format!(
+                        "app `{}` in stage `{}`: the overlay that pins its images",
+                        d.app.name.value, d.stage.name.value
+                    ),
                 );
             }
         }
@@ -226,17 +267,33 @@ pub(super) fn emit(input: &Inputs<'_>, deps: &[Dep<'_>], out: &mut Emitter<'_>) 
         chart: estate.image_updater.chart_version.clone(),
         sites,
         secrets: secrets.into_iter().collect(),
-        paths: paths.into_iter().map(|(path, what)| PathCx { path, what }).collect(),
+        paths: paths
+            .into_iter()
+            .map(|(path, what)| PathCx { path, what })
+            .collect(),
     };
     let context = match tera::Context::from_serialize(&cx) {
         Ok(c) => c,
         Err(e) => {
-            out.diags.push(Diagnostic::error(Code::InvalidManifest, estate.repo.loc, format!("the README could not be rendered: {e}")));
+            out.diags.push(Diagnostic::error(
+                Code::InvalidManifest,
+                estate.repo.loc,
+                format!("the README could not be rendered: {e}"),
+            ));
             return;
         }
     };
     match tera::Tera::one_off(TEMPLATE, &context, false) {
-        Ok(text) => out.put("README.md", text.into_bytes(), "the README", estate.repo.loc),
-        Err(e) => out.diags.push(Diagnostic::error(Code::InvalidManifest, estate.repo.loc, format!("the README could not be rendered: {e}"))),
+        Ok(text) => out.put(
+            "README.md",
+            text.into_bytes(),
+            "the README",
+            estate.repo.loc,
+        ),
+        Err(e) => out.diags.push(Diagnostic::error(
+            Code::InvalidManifest,
+            estate.repo.loc,
+            format!("the README could not be rendered: {e}"),
+        )),
     }
 }

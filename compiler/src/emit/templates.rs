@@ -41,8 +41,13 @@ impl Kind {
             Kind::Port => v.as_u64().is_some_and(|p| (1..=65535).contains(&p)),
             Kind::Count => v.as_u64().is_some_and(|n| n >= 1),
             Kind::Text => v.is_string(),
-            Kind::Texts => v.is_string() || v.as_array().is_some_and(|a| a.iter().all(Json::is_string)),
-            Kind::Env => v.as_object().is_some_and(|o| o.values().all(|x| x.is_string() || x.is_number() || x.is_boolean())),
+            Kind::Texts => {
+                v.is_string() || v.as_array().is_some_and(|a| a.iter().all(Json::is_string))
+            }
+            Kind::Env => v.as_object().is_some_and(|o| {
+                o.values()
+                    .all(|x| x.is_string() || x.is_number() || x.is_boolean())
+            }),
         }
     }
 }
@@ -114,15 +119,27 @@ pub(super) fn render(
                 ok = false;
                 let known: Vec<&str> = t.params.iter().map(|(p, _)| *p).collect();
                 diags.push(
-                    Diagnostic::error(Code::InvalidValue, name.loc, format!("template `{}` has no parameter `{key}`", t.name))
-                        .with_help(format!("its parameters are: {}", known.join(", "))),
+                    Diagnostic::error(
+                        Code::InvalidValue,
+                        name.loc,
+                        format!("template `{}` has no parameter `{key}`", t.name),
+                    )
+                    .with_help(format!("its parameters are: {}", known.join(", "))),
                 );
             }
             Some((_, kind)) if !kind.accepts(value) => {
                 ok = false;
                 diags.push(
-                    Diagnostic::error(Code::InvalidValue, name.loc, format!("parameter `{key}` of template `{}` must be {}", t.name, kind.describe()))
-                        .with_help("fix the value in the app's (or the stage's) `params`"),
+                    Diagnostic::error(
+                        Code::InvalidValue,
+                        name.loc,
+                        format!(
+                            "parameter `{key}` of template `{}` must be {}",
+                            t.name,
+                            kind.describe()
+                        ),
+                    )
+                    .with_help("fix the value in the app's (or the stage's) `params`"),
                 );
             }
             Some(_) => {}
@@ -130,8 +147,15 @@ pub(super) fn render(
     }
     let Some(image) = app.images.first() else {
         diags.push(
-            Diagnostic::error(Code::MissingValue, name.loc, format!("template `{}` needs an image, and app `{}` has none", t.name, app.name.value))
-                .with_help("add `image \"NAME\" repository=\"…\"` to the app"),
+            Diagnostic::error(
+                Code::MissingValue,
+                name.loc,
+                format!(
+                    "template `{}` needs an image, and app `{}` has none",
+                    t.name, app.name.value
+                ),
+            )
+            .with_help("add `image \"NAME\" repository=\"…\"` to the app"),
         );
         return Vec::new();
     };
@@ -146,7 +170,12 @@ pub(super) fn render(
             ("args", Json::String(s)) => json!([s]),
             ("env", Json::Object(o)) => Json::Object(
                 o.iter()
-                    .map(|(k, v)| (k.clone(), Json::String(v.as_str().map_or_else(|| v.to_string(), str::to_string))))
+                    .map(|(k, v)| {
+                        (
+                            k.clone(),
+                            Json::String(v.as_str().map_or_else(|| v.to_string(), str::to_string)),
+                        )
+                    })
                     .collect(),
             ),
             _ => v.clone(),
@@ -156,7 +185,11 @@ pub(super) fn render(
     let tera = match &*TERA {
         Ok(t) => t,
         Err(e) => {
-            diags.push(Diagnostic::error(Code::InvalidManifest, name.loc, format!("the stdlib template does not load: {e}")));
+            diags.push(Diagnostic::error(
+                Code::InvalidManifest,
+                name.loc,
+                format!("the stdlib template does not load: {e}"),
+            ));
             return Vec::new();
         }
     };
@@ -175,7 +208,11 @@ pub(super) fn render(
                     msg = format!("{msg}: {s}");
                     src = s.source();
                 }
-                diags.push(Diagnostic::error(Code::InvalidManifest, name.loc, format!("template `{}` failed to render `{file}`: {msg}", t.name)));
+                diags.push(Diagnostic::error(
+                    Code::InvalidManifest,
+                    name.loc,
+                    format!("template `{}` failed to render `{file}`: {msg}", t.name),
+                ));
                 continue;
             }
         };
@@ -184,8 +221,18 @@ pub(super) fn render(
         }
         // Re-serialised so every generated file has one style (and is valid YAML).
         match serde_yaml::from_str::<serde_yaml::Value>(&rendered) {
-            Ok(doc) => out.push((file.to_string(), String::from_utf8(super::yaml_file(&doc)).expect("YAML is UTF-8"))),
-            Err(e) => diags.push(Diagnostic::error(Code::InvalidManifest, name.loc, format!("template `{}` rendered `{file}` as invalid YAML: {e}", t.name))),
+            Ok(doc) => out.push((
+                file.to_string(),
+                String::from_utf8(super::yaml_file(&doc)).expect("YAML is UTF-8"),
+            )),
+            Err(e) => diags.push(Diagnostic::error(
+                Code::InvalidManifest,
+                name.loc,
+                format!(
+                    "template `{}` rendered `{file}` as invalid YAML: {e}",
+                    t.name
+                ),
+            )),
         }
     }
     out

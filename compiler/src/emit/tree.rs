@@ -77,8 +77,14 @@ impl Tree {
 
 /// The relative path from directory `from` to `to` (both tree-relative).
 pub fn relative(from: &str, to: &str) -> String {
-    let f: Vec<&str> = from.split('/').filter(|p| !p.is_empty() && *p != ".").collect();
-    let t: Vec<&str> = to.split('/').filter(|p| !p.is_empty() && *p != ".").collect();
+    let f: Vec<&str> = from
+        .split('/')
+        .filter(|p| !p.is_empty() && *p != ".")
+        .collect();
+    let t: Vec<&str> = to
+        .split('/')
+        .filter(|p| !p.is_empty() && *p != ".")
+        .collect();
     let common = f.iter().zip(&t).take_while(|(a, b)| a == b).count();
     let mut parts: Vec<&str> = vec![".."; f.len() - common];
     parts.extend(&t[common..]);
@@ -104,8 +110,14 @@ mod tests {
 
     #[test]
     fn relative_paths() {
-        assert_eq!(relative("k8s/app/overlays/dev", "k8s/app/base"), "../../base");
-        assert_eq!(relative("k8s/cl/ticket/main", "k8s/aws/ticket/main/base"), "../../../aws/ticket/main/base");
+        assert_eq!(
+            relative("k8s/app/overlays/dev", "k8s/app/base"),
+            "../../base"
+        );
+        assert_eq!(
+            relative("k8s/cl/ticket/main", "k8s/aws/ticket/main/base"),
+            "../../../aws/ticket/main/base"
+        );
         assert_eq!(relative("a", "a/b"), "b");
         assert_eq!(relative("a/b", "a/b"), ".");
     }

@@ -972,21 +972,42 @@ impl<'a> Lowerer<'a, '_> {
             let Some(path) = cx.req_arg_str(node, 0, "the snapshot file", "\"./tags.json\"") else {
                 continue;
             };
-            let p = PathBuf::from(&path.value);
-            if let Err(why) = relative_path(&p) {
-                cx.error(Code::InvalidPath, path.loc, format!("the snapshot path {why}"))
-                    .help = Some("write a path relative to the estate directory, e.g. `\"./tags.json\"`".into());
+            // `./tags.json` and `tags.json` are one file.
+            let p: PathBuf = Path::new(&path.value)
+                .components()
+                .filter(|c| !matches!(c, Component::CurDir))
+                .collect();
+            if let Err(why) = relative_path(Path::new(&path.value)) {
+                cx.error(
+                    Code::InvalidPath,
+                    path.loc,
+                    format!("the snapshot path {why}"),
+                )
+                .help = Some(
+                    "write a path relative to the estate directory, e.g. `\"./tags.json\"`".into(),
+                );
                 continue;
             }
             if p.extension().is_none_or(|x| x != "json") {
-                cx.error(Code::InvalidPath, path.loc, "a tag snapshot is a `.json` file")
-                    .help = Some("name the JSON file of tags, e.g. `snapshot \"./tags.json\"`".into());
+                cx.error(
+                    Code::InvalidPath,
+                    path.loc,
+                    "a tag snapshot is a `.json` file",
+                )
+                .help = Some("name the JSON file of tags, e.g. `snapshot \"./tags.json\"`".into());
                 continue;
             }
             if let Some(first) = out.iter().find(|s| s.value == p) {
                 let first = first.loc;
-                let d = cx.error(Code::DuplicateNode, path.loc, format!("the snapshot `{}` is listed twice", path.value));
-                d.secondary.push(Label { loc: first, text: Some("first listed here".into()) });
+                let d = cx.error(
+                    Code::DuplicateNode,
+                    path.loc,
+                    format!("the snapshot `{}` is listed twice", path.value),
+                );
+                d.secondary.push(Label {
+                    loc: first,
+                    text: Some("first listed here".into()),
+                });
                 d.help = Some("remove one of them".into());
                 continue;
             }
@@ -1155,7 +1176,10 @@ impl<'a> Lowerer<'a, '_> {
             }
             for d in &app.deployments {
                 let stage = estate.stage(d.stage.value);
-                if matches!(stage.write_back.value, WriteBack::Git { .. } | WriteBack::PullRequest { .. }) {
+                if matches!(
+                    stage.write_back.value,
+                    WriteBack::Git { .. } | WriteBack::PullRequest { .. }
+                ) {
                     self.diags.push(
                         Diagnostic::error(
                             Code::Conflict,
@@ -1180,7 +1204,11 @@ impl<'a> Lowerer<'a, '_> {
             if app.project != ProjectRef::Derived {
                 continue;
             }
-            if let Some(p) = estate.projects.iter().find(|p| p.name.value == app.name.value) {
+            if let Some(p) = estate
+                .projects
+                .iter()
+                .find(|p| p.name.value == app.name.value)
+            {
                 self.diags.push(
                     Diagnostic::error(
                         Code::PathCollision,

@@ -68,8 +68,12 @@ pub struct Inputs<'a> {
 pub fn decide(input: &Inputs<'_>, diags: &mut Diagnostics) -> Decisions {
     let estate = input.estate;
     let mut out = Decisions::default();
-    let empty_constraint_checks =
-        estate.image_updater.version.value.compare(&Version::parse("1.3.0").expect("static")) != std::cmp::Ordering::Less;
+    let empty_constraint_checks = estate
+        .image_updater
+        .version
+        .value
+        .compare(&Version::parse("1.3.0").expect("static"))
+        != std::cmp::Ordering::Less;
     for &stage_id in &input.graph.stage_order {
         let stage = estate.stage(stage_id);
         for (ai, app) in estate.apps.iter().enumerate() {
@@ -79,9 +83,10 @@ pub fn decide(input: &Inputs<'_>, diags: &mut Diagnostics) -> Decisions {
             };
             for (ii, image) in app.images.iter().enumerate() {
                 let key = (app_id, stage_id, ii);
-                let locked = input.observed.lock.as_ref().and_then(|l| {
-                    l.image(&app.name.value, &stage.name.value, &image.alias.value)
-                });
+                let locked =
+                    input.observed.lock.as_ref().and_then(|l| {
+                        l.image(&app.name.value, &stage.name.value, &image.alias.value)
+                    });
                 let lock_decision = |l: &LockedImage| Decision {
                     tag: l.tag.clone(),
                     digest: l.digest.clone(),
@@ -106,7 +111,10 @@ pub fn decide(input: &Inputs<'_>, diags: &mut Diagnostics) -> Decisions {
                     continue;
                 }
                 // 2. Never revert an Image Updater write-back.
-                if matches!(stage.write_back.value, WriteBack::Git { .. } | WriteBack::PullRequest { .. }) {
+                if matches!(
+                    stage.write_back.value,
+                    WriteBack::Git { .. } | WriteBack::PullRequest { .. }
+                ) {
                     if let Some(wb) = input.observed.written_back.get(&key) {
                         let same_as_lock =
                             locked.is_some_and(|l| l.tag == wb.tag && l.digest == wb.digest);
@@ -263,7 +271,10 @@ fn no_match_help(s: &Selection) -> String {
     } else {
         String::new()
     };
-    format!("{}{more}; loosen the filters or the constraint, or pin the image", shown.join(", "))
+    format!(
+        "{}{more}; loosen the filters or the constraint, or pin the image",
+        shown.join(", ")
+    )
 }
 
 impl Decisions {
@@ -287,7 +298,9 @@ impl Decisions {
                         Source::Snapshot(f) => format!("snapshot:{f}"),
                         Source::Lock(recorded) => recorded.clone(),
                         Source::WriteBack(f) => format!("write-back:{f}"),
-                        Source::Promotion(s) => format!("promotion:{}", estate.stage(*s).name.value),
+                        Source::Promotion(s) => {
+                            format!("promotion:{}", estate.stage(*s).name.value)
+                        }
                     },
                 }
             })

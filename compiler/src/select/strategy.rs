@@ -37,7 +37,10 @@ impl<'a> Rules<'a> {
     /// The rules of an estate image. `empty_constraint_checks` is whether the
     /// targeted Image Updater (v1.3.0+) treats a missing constraint as `*`.
     pub fn of(image: &'a Image, ignore: &'a [String], empty_constraint_checks: bool) -> Self {
-        let written = image.constraint.as_ref().is_some_and(|c| !c.value.trim().is_empty());
+        let written = image
+            .constraint
+            .as_ref()
+            .is_some_and(|c| !c.value.trim().is_empty());
         Rules {
             strategy: image.strategy.value,
             constraint: if written || empty_constraint_checks {
@@ -56,7 +59,9 @@ impl<'a> Rules<'a> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Dropped {
     NotAllowed,
-    Ignored { pattern: String },
+    Ignored {
+        pattern: String,
+    },
     NotTracked,
     NotSemver,
     OutsideConstraint,
@@ -121,7 +126,8 @@ pub fn select(rules: &Rules<'_>, tags: &[TagInfo]) -> Selection {
             }
             // Precedence, then the original strings byte-wise; the last wins.
             versions.sort_by(|(va, a), (vb, b)| {
-                va.compare(vb).then_with(|| a.name.as_bytes().cmp(b.name.as_bytes()))
+                va.compare(vb)
+                    .then_with(|| a.name.as_bytes().cmp(b.name.as_bytes()))
             });
             last_of(versions.into_iter().map(|(_, t)| t).collect(), &mut dropped)
         }
@@ -322,7 +328,10 @@ mod tests {
     #[test]
     fn semver_ties_break_on_the_original_string() {
         let c = Constraint::parse("*").unwrap();
-        let s = select(&rules(Strategy::Semver, Some(&c)), &[tag("v1.0.0"), tag("1.0.0")]);
+        let s = select(
+            &rules(Strategy::Semver, Some(&c)),
+            &[tag("v1.0.0"), tag("1.0.0")],
+        );
         assert_eq!(s.chosen.unwrap().name, "v1.0.0");
     }
 
@@ -338,7 +347,10 @@ mod tests {
 
     #[test]
     fn alphabetical_is_bytewise() {
-        let s = select(&rules(Strategy::Alphabetical, None), &[tag("alpha"), tag("Zeta"), tag("v1.10"), tag("v1.9")]);
+        let s = select(
+            &rules(Strategy::Alphabetical, None),
+            &[tag("alpha"), tag("Zeta"), tag("v1.10"), tag("v1.9")],
+        );
         assert_eq!(s.chosen.unwrap().name, "v1.9");
     }
 
