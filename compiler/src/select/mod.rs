@@ -3,8 +3,8 @@
 //! In order of precedence, for each image of each deployment:
 //! 1. a `pin` in the estate — overrides everything;
 //! 2. for a stage Image Updater updates by git: the image it wrote back into
-//!    the tree, when that differs from what keelson last recorded — keelson
-//!    never reverts a write-back;
+//!    the tree, unless the strategy's own choice is strictly newer — keelson
+//!    never moves such a stage backwards;
 //! 3. for a stage that promotes: the upstream stage's image, once its gates
 //!    pass;
 //! 4. for a stage that takes images from the registry: the strategy over the
@@ -109,28 +109,6 @@ pub fn decide(input: &Inputs<'_>, diags: &mut Diagnostics) -> Decisions {
                         },
                     );
                     continue;
-                }
-                // 2. Never revert an Image Updater write-back.
-                if matches!(
-                    stage.write_back.value,
-                    WriteBack::Git { .. } | WriteBack::PullRequest { .. }
-                ) {
-                    if let Some(wb) = input.observed.written_back.get(&key) {
-                        let same_as_lock =
-                            locked.is_some_and(|l| l.tag == wb.tag && l.digest == wb.digest);
-                        if !same_as_lock {
-                            out.images.insert(
-                                key,
-                                Decision {
-                                    tag: wb.tag.clone(),
-                                    digest: wb.digest.clone(),
-                                    source: Source::WriteBack(wb.file.clone()),
-                                    selection: None,
-                                },
-                            );
-                            continue;
-                        }
-                    }
                 }
                 match &stage.source {
                     // 3. Promotion.
@@ -247,6 +225,49 @@ pub fn decide(input: &Inputs<'_>, diags: &mut Diagnostics) -> Decisions {
                                 .with_secondary(d.stage.loc, "deployed here")
                                 .with_help(no_match_help(&selection)),
                             ),
+                        }
+                    }
+                }
+                // 2. Never move a stage that Image Updater commits to backwards
+                // from what it wrote into the tree.
+                if matches!(
+                    stage.write_back.value,
+                    WriteBack::Git { .. } | WriteBack::PullRequest { .. }
+                ) {
+                    if let Some(wb) = input.observed.written_back.get(&key) {
+                        let known = input.tags.repos.get(&image.repository.value.0);
+                        let keep = match out.images.get(&key) {
+                            Some(d) if d.tag == wb.tag && d.digest == wb.digest => false,
+                            Some(Decision {
+                                source: Source::Snapshot(_),
+                                selection: Some(sel),
+                                ..
+                            }) => match (&sel.chosen, known) {
+                                (Some(chosen), Some(known)) => !strategy::is_newer(
+                                    image.strategy.value,
+                                    chosen,
+                                    wb.tag.as_deref(),
+                                    wb.digest.as_deref(),
+                                    &known.tags,
+                                ),
+                                _ => true,
+                            },
+                            Some(Decision {
+                                source: Source::Pin,
+                                ..
+                            }) => false,
+                            _ => true,
+                        };
+                        if keep {
+                            out.images.insert(
+                                key,
+                                Decision {
+                                    tag: wb.tag.clone(),
+                                    digest: wb.digest.clone(),
+                                    source: Source::WriteBack(wb.file.clone()),
+                                    selection: None,
+                                },
+                            );
                         }
                     }
                 }

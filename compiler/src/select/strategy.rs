@@ -291,15 +291,39 @@ fn class_char(p: &[char], i: &mut usize) -> Option<char> {
     }
 }
 
-/// Orders two tags the way the strategy would (for "is this older?").
-pub fn compare(strategy: Strategy, a: &TagInfo, b: &TagInfo) -> Ordering {
+/// Whether `chosen` is strictly newer, by the strategy, than the image
+/// currently written (`tag`, `digest`). When that cannot be told (a tag that
+/// is not a version, an unknown build time), the answer is no: keelson then
+/// keeps what is running.
+pub fn is_newer(
+    strategy: Strategy,
+    chosen: &TagInfo,
+    tag: Option<&str>,
+    digest: Option<&str>,
+    known: &[TagInfo],
+) -> bool {
+    let Some(tag) = tag else {
+        return false;
+    };
+    let current = known
+        .iter()
+        .find(|t| t.name == tag && (digest.is_none() || t.digest.as_deref() == digest));
     match strategy {
-        Strategy::Semver => match (Version::parse(&a.name), Version::parse(&b.name)) {
-            (Ok(va), Ok(vb)) => va.compare(&vb).then_with(|| a.name.cmp(&b.name)),
-            _ => a.name.cmp(&b.name),
+        Strategy::Semver => match (Version::parse(&chosen.name), Version::parse(tag)) {
+            (Ok(a), Ok(b)) => {
+                a.compare(&b)
+                    .then_with(|| chosen.name.as_bytes().cmp(tag.as_bytes()))
+                    == Ordering::Greater
+            }
+            _ => false,
         },
-        Strategy::NewestBuild => a.created.cmp(&b.created).then_with(|| a.name.cmp(&b.name)),
-        Strategy::Alphabetical | Strategy::Digest => a.name.cmp(&b.name),
+        Strategy::Alphabetical => chosen.name.as_bytes() > tag.as_bytes(),
+        Strategy::NewestBuild | Strategy::Digest => {
+            match (chosen.created, current.and_then(|c| c.created)) {
+                (Some(a), Some(b)) => a > b,
+                _ => false,
+            }
+        }
     }
 }
 
