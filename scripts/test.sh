@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Runs every test of the workspace, as CI does. Installs nothing today beyond
-# the Rust toolchain the machine has; later steps (wasm target, a registry,
-# kubectl) are added here so a fresh machine needs no manual setup.
+# Runs every test of the workspace, as CI does. Every tool a test needs is
+# installed or checked here, so a fresh machine needs no manual setup; a tool
+# that is missing fails the run loudly instead of skipping tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -11,5 +11,14 @@ command -v cargo >/dev/null || { echo "error: cargo is not installed (https://ru
 # add it where a minimal toolchain left it out.
 cargo fmt --version >/dev/null 2>&1 || rustup component add rustfmt
 cargo fmt --all -- --check
+
+# The compile tests build every generated kustomization with the real
+# `kubectl kustomize`. kubectl comes with this machine image (its apt source is
+# gone, so it cannot be reinstalled from there); say so plainly if it is missing.
+if ! command -v "${KUBECTL:-kubectl}" >/dev/null; then
+    echo "error: kubectl is not installed; the compile tests run \`kubectl kustomize\` on every generated overlay" >&2
+    echo "  help: install kubectl (with its built-in kustomize), or point KUBECTL at one" >&2
+    exit 1
+fi
 
 cargo test --workspace --locked
