@@ -17,6 +17,7 @@ mod kustomize;
 mod readme;
 mod templates;
 pub mod tree;
+pub mod yaml;
 
 use std::collections::BTreeMap;
 
@@ -207,7 +208,7 @@ pub(crate) fn seq(items: impl IntoIterator<Item = Value>) -> Value {
 /// A generated YAML file: the header line, then the document.
 pub(crate) fn yaml_file(doc: &Value) -> Vec<u8> {
     let mut out = String::from(HEADER);
-    out.push_str(&serde_yaml::to_string(doc).expect("generated YAML always serialises"));
+    out.push_str(&yaml::to_string(doc));
     out.into_bytes()
 }
 

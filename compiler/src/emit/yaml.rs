@@ -1,0 +1,202 @@
+//! keelson's YAML printer for generated files.
+//!
+//! serde_yaml quotes only what YAML 1.2 would misread, but kubectl and Argo CD
+//! read YAML with go-yaml, where `yes`, `on`, `n` are booleans, `010` is
+//! octal and `0x1f` hex. So strings are written plain only when no YAML
+//! reader could take them for anything else; otherwise single-quoted (or
+//! double-quoted with escapes when they hold control characters). Layout
+//! follows yaml.v3 (what Image Updater writes): two-space indent, sequence
+//! items at their key's indent.
+
+use std::sync::LazyLock;
+
+use regex::Regex;
+use serde_yaml::Value;
+
+pub fn to_string(v: &Value) -> String {
+    let mut out = String::new();
+    match v {
+        Value::Mapping(m) if !m.is_empty() => mapping(m, 0, &mut out),
+        Value::Sequence(s) if !s.is_empty() => sequence(s, 0, &mut out),
+        other => {
+            out.push_str(&inline(other));
+            out.push('\n');
+        }
+    }
+    out
+}
+
+fn mapping(m: &serde_yaml::Mapping, indent: usize, out: &mut String) {
+    for (i, (k, v)) in m.iter().enumerate() {
+        // The first key of a sequence item sits after its `- `.
+        if i > 0 || !out.ends_with("- ") {
+            out.push_str(&" ".repeat(indent));
+        }
+        out.push_str(&inline(k));
+        out.push(':');
+        value_after_key(v, indent, out);
+    }
+}
+
+fn value_after_key(v: &Value, indent: usize, out: &mut String) {
+    match v {
+        Value::Mapping(m) if !m.is_empty() => {
+            out.push('\n');
+            mapping(m, indent + 2, out);
+        }
+        Value::Sequence(s) if !s.is_empty() => {
+            out.push('\n');
+            sequence(s, indent, out);
+        }
+        other => {
+            out.push(' ');
+            out.push_str(&inline(other));
+            out.push('\n');
+        }
+    }
+}
+
+fn sequence(s: &[Value], indent: usize, out: &mut String) {
+    for item in s {
+        out.push_str(&" ".repeat(indent));
+        out.push_str("- ");
+        match item {
+            Value::Mapping(m) if !m.is_empty() => mapping(m, indent + 2, out),
+            Value::Sequence(inner) if !inner.is_empty() => {
+                out.push('\n');
+                sequence(inner, indent + 2, out);
+            }
+            other => {
+                out.push_str(&inline(other));
+                out.push('\n');
+            }
+        }
+    }
+}
+
+fn inline(v: &Value) -> String {
+    match v {
+        Value::Null => "null".into(),
+        Value::Bool(b) => b.to_string(),
+        Value::Number(n) => n.to_string(),
+        Value::String(s) => scalar(s),
+        Value::Mapping(_) => "{}".into(),
+        Value::Sequence(_) => "[]".into(),
+        Value::Tagged(t) => inline(&t.value),
+    }
+}
+
+/// A string as a YAML scalar: plain when unambiguous, else quoted.
+pub fn scalar(s: &str) -> String {
+    if s.chars().any(|c| c.is_control()) {
+        // JSON's string syntax is YAML's double-quoted style.
+        return serde_json::to_string(s).expect("strings serialise");
+    }
+    if needs_quotes(s) {
+        return format!("'{}'", s.replace('\'', "''"));
+    }
+    s.to_string()
+}
+
+fn needs_quotes(s: &str) -> bool {
+    static AMBIGUOUS: LazyLock<Regex> = LazyLock::new(|| {
+        Regex::new(concat!(
+            r"(?i)^(",
+            r"y|n|yes|no|on|off|true|false|null|~", // YAML 1.1 booleans, null
+            r"|[-+]?\.?[0-9][0-9_]*(\.[0-9_]*)?(e[-+]?[0-9]+)?", // ints, floats, go-yaml base-0 ints
+            r"|[-+]?0[xob][0-9a-f_]+",                           // hex, octal, binary
+            r"|[-+]?\.(inf|nan)",                                // infinities
+            r"|[-+]?[0-9][0-9_]*(:[0-5]?[0-9])+(\.[0-9_]*)?",    // sexagesimal
+            r"|[0-9]{4}-[0-9]{1,2}-[0-9]{1,2}([Tt ].*)?",        // timestamps
+            r")$"
+        ))
+        .expect("static regex")
+    });
+    let Some(first) = s.chars().next() else {
+        return true;
+    };
+    // `-`, `?` and `:` are indicators only before a space (or alone).
+    let indicator = "-?:".contains(first) && s[1..].chars().next().is_none_or(char::is_whitespace);
+    indicator
+        || ",[]{}#&*!|>'\"%@`".contains(first)
+        || first.is_whitespace()
+        || s.ends_with(char::is_whitespace)
+        || s.ends_with(':')
+        || s.contains(": ")
+        || s.contains(" #")
+        || AMBIGUOUS.is_match(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ambiguous_scalars_are_quoted() {
+        for s in [
+            "yes",
+            "No",
+            "on",
+            "OFF",
+            "y",
+            "n",
+            "true",
+            "null",
+            "~",
+            "1.10",
+            "010",
+            "1e3",
+            "0x1f",
+            "12:30",
+            "",
+            "2026-10-01",
+            "-1",
+            ".5",
+            ".inf",
+            "- x",
+            "-",
+            "? x",
+            "a: b",
+            "x #y",
+            "*",
+            "#34577c",
+            "{a}",
+            "key:",
+            ">=0.4.0-0 <1.0.0",
+        ] {
+            let out = scalar(s);
+            assert!(
+                out.starts_with('\'') || out.starts_with('"'),
+                "`{s}` is written unquoted: {out}"
+            );
+            let back: String = serde_yaml::from_str(&out).unwrap();
+            assert_eq!(back, s);
+        }
+        for s in [
+            "1.1.0",
+            "v1.2.3",
+            "master-1a2b3c4",
+            "ghcr.io/acme/x",
+            "^1.0",
+            "--interval",
+            "CreateNamespace=true",
+            "https://a.b/c",
+        ] {
+            assert_eq!(scalar(s), s);
+        }
+        assert_eq!(scalar("it's"), "it's");
+        assert_eq!(scalar("a\nb"), "\"a\\nb\"");
+    }
+
+    #[test]
+    fn layout_matches_yaml_v3() {
+        let v: Value =
+            serde_yaml::from_str("a:\n  b: 1\n  c: [x, {d: e, f: []}]\ng: {}\n").unwrap();
+        assert_eq!(
+            to_string(&v),
+            "a:\n  b: 1\n  c:\n  - x\n  - d: e\n    f: []\ng: {}\n"
+        );
+        let back: Value = serde_yaml::from_str(&to_string(&v)).unwrap();
+        assert_eq!(back, v);
+    }
+}
