@@ -39,7 +39,8 @@ pub struct LockedImage {
     pub tag: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub digest: Option<String>,
-    /// `pin`, `snapshot:<file>`, `lock`, `write-back:<file>`, `promotion:<stage>`, `hold`.
+    /// `pin`, `snapshot:<file>`, `write-back:<file>` or `promotion:<stage>`;
+    /// `--offline` keeps the source recorded before.
     pub source: String,
 }
 

@@ -298,11 +298,19 @@ fn image_updater_write_backs_are_never_reverted() {
 
     // When the tags move past what Image Updater wrote, keelson moves too.
     let tags = std::fs::read_to_string(dir.join("estate/tags.json")).unwrap();
-    std::fs::write(dir.join("estate/tags.json"), tags.replace("\"1.1.0\"", "\"1.3.0\"")).unwrap();
+    std::fs::write(
+        dir.join("estate/tags.json"),
+        tags.replace("\"1.1.0\"", "\"1.3.0\""),
+    )
+    .unwrap();
     std::fs::remove_file(&source).unwrap();
     let o = compile(&dir, &[]);
     assert!(o.status.success(), "{}", stderr(&o));
-    assert!(std::fs::read_to_string(&overlay).unwrap().contains("newTag: 1.3.0"));
+    assert!(
+        std::fs::read_to_string(&overlay)
+            .unwrap()
+            .contains("newTag: 1.3.0")
+    );
 
     // A change outside `images:` is still a hand edit.
     let text = std::fs::read_to_string(&overlay)

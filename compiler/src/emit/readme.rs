@@ -8,7 +8,9 @@ use serde::Serialize;
 use super::argocd::{is_live, keelson_dir};
 use super::{Dep, Emitter, Inputs};
 use crate::diagnostic::{Code, Diagnostic};
-use crate::model::{ClusterRole, Manifests, ProjectRef, Server, TemplateVars, WriteBack};
+use crate::model::{
+    ClusterRole, CredentialRef, Manifests, ProjectRef, Server, TemplateVars, WriteBack,
+};
 
 const TEMPLATE: &str = include_str!("readme.md.tera");
 
@@ -120,7 +122,17 @@ pub(super) fn emit(input: &Inputs<'_>, deps: &[Dep<'_>], out: &mut Emitter<'_>) 
                         format!("`{reference}`")
                     })
                     .collect();
-                let updates = if !is_live(d) {
+                let all_pinned = d
+                    .app
+                    .images
+                    .iter()
+                    .enumerate()
+                    .all(|(ii, _)| d.d.pins.iter().any(|p| p.image == ii));
+                let updates = if d.app.images.is_empty() {
+                    "no image tracked".to_string()
+                } else if all_pinned {
+                    "pinned in the estate".to_string()
+                } else if !is_live(d) {
                     match &d.stage.source {
                         crate::model::StageSource::Promotion { from, .. } => {
                             format!(
@@ -166,9 +178,20 @@ pub(super) fn emit(input: &Inputs<'_>, deps: &[Dep<'_>], out: &mut Emitter<'_>) 
         if image_updater {
             for r in &estate.registries {
                 if let Some(c) = &r.credentials {
+                    let (where_, reference) = match &c.value {
+                        CredentialRef::Env(var) => (
+                            "the Image Updater pod".to_string(),
+                            format!("environment variable {var}"),
+                        ),
+                        CredentialRef::Ext(path) => (
+                            "the Image Updater pod".to_string(),
+                            format!("script {path}"),
+                        ),
+                        other => (format!("site `{}`", site.name.value), other.to_string()),
+                    };
                     secrets.insert(SecretCx {
-                        where_: format!("site `{}`", site.name.value),
-                        reference: c.value.to_string(),
+                        where_,
+                        reference,
                         purpose: format!(
                             "Image Updater reads registry `{}` ({})",
                             r.name.value, r.prefix.value
@@ -186,6 +209,10 @@ pub(super) fn emit(input: &Inputs<'_>, deps: &[Dep<'_>], out: &mut Emitter<'_>) 
                     ..
                 } = &d.stage.write_back.value
                 {
+                    // `repocreds` is Argo CD's own repository Secret, listed below.
+                    if c == "repocreds" {
+                        continue;
+                    }
                     secrets.insert(SecretCx {
                         where_: format!("site `{}`", site.name.value),
                         reference: c.clone(),

@@ -236,8 +236,16 @@ pub fn decide(input: &Inputs<'_>, diags: &mut Diagnostics) -> Decisions {
                 ) {
                     if let Some(wb) = input.observed.written_back.get(&key) {
                         let known = input.tags.repos.get(&image.repository.value.0);
+                        // Argo CD applies `.argocd-source-<app>.yaml` over the
+                        // overlay, so what it says runs, whatever keelson writes.
+                        let from_source_file = wb
+                            .file
+                            .rsplit('/')
+                            .next()
+                            .is_some_and(|f| f.starts_with(".argocd-source"));
                         let keep = match out.images.get(&key) {
                             Some(d) if d.tag == wb.tag && d.digest == wb.digest => false,
+                            _ if from_source_file => true,
                             Some(Decision {
                                 source: Source::Snapshot(_),
                                 selection: Some(sel),
