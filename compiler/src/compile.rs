@@ -13,7 +13,7 @@ use crate::discover;
 use crate::emit::{self, AppFiles, ManifestFile, Tree};
 use crate::error::Error;
 use crate::lock::Lock;
-use crate::model::{AppId, Estate, Manifests, TemplateVars, WriteBack};
+use crate::model::{AppId, Estate, Manifests};
 use crate::select;
 use crate::write::{self, Conflict, Report};
 
@@ -41,9 +41,14 @@ pub struct Compiled {
 
 impl Compiled {
     pub fn has_errors(&self) -> bool {
+        self.error_count() > 0
+    }
+
+    pub fn error_count(&self) -> usize {
         self.diagnostics
             .iter()
-            .any(|d| d.severity == crate::diagnostic::Severity::Error)
+            .filter(|d| d.severity == crate::diagnostic::Severity::Error)
+            .count()
     }
 }
 
@@ -175,32 +180,10 @@ pub fn build(checked: Checked, out: &Path, options: &Options) -> Result<Compiled
 
 /// Overlays whose `images:` Image Updater commits to.
 fn shared_files(estate: &Estate) -> BTreeSet<String> {
-    let mut out = BTreeSet::new();
-    for app in &estate.apps {
-        if matches!(app.manifests, Manifests::Chart { .. }) || app.images.is_empty() {
-            continue;
-        }
-        for d in &app.deployments {
-            let stage = estate.stage(d.stage.value);
-            if matches!(
-                stage.write_back.value,
-                WriteBack::Git { .. } | WriteBack::PullRequest { .. }
-            ) {
-                let cluster = estate.cluster(d.cluster.value);
-                let vars = TemplateVars {
-                    site: &estate.site(cluster.site).name.value,
-                    cluster: &cluster.name.value,
-                    app: &app.name.value,
-                    stage: &stage.name.value,
-                };
-                let overlay = estate.repo.layout.overlay.render(&vars);
-                if let Some(p) = emit::TreePath::new(&format!("{overlay}/kustomization.yaml")) {
-                    out.insert(p.as_str().to_string());
-                }
-            }
-        }
-    }
-    out
+    discover::committed_overlays(estate)
+        .into_iter()
+        .map(|c| c.kustomization)
+        .collect()
 }
 
 /// The last check before anything is written: every generated YAML file
@@ -223,23 +206,25 @@ fn verify(tree: &Tree, estate: &Estate, diags: &mut Diagnostics) {
             );
             continue;
         };
+        let mut docs = Vec::new();
         for doc in serde_yaml::Deserializer::from_str(text) {
-            if let Err(e) = serde_yaml::Value::deserialize(doc) {
-                diags.push(
-                    Diagnostic::error(
-                        Code::InvalidManifest,
-                        estate.repo.loc,
-                        format!("`{p}` would not be valid YAML: {e}"),
-                    )
-                    .with_help("fix the app's manifest; keelson copies it as it is"),
-                );
-                break;
+            match serde_yaml::Value::deserialize(doc) {
+                Ok(v) => docs.push(v),
+                Err(e) => {
+                    diags.push(
+                        Diagnostic::error(
+                            Code::InvalidManifest,
+                            estate.repo.loc,
+                            format!("`{p}` would not be valid YAML: {e}"),
+                        )
+                        .with_help("fix the app's manifest; keelson copies it as it is"),
+                    );
+                    break;
+                }
             }
         }
-        if path.as_str().ends_with("/kustomization.yaml") {
-            let Ok(doc) = serde_yaml::from_str::<serde_yaml::Value>(text) else {
-                continue;
-            };
+        let name = p.rsplit('/').next().unwrap_or(p);
+        if let (true, Some(doc)) = (emit::KUSTOMIZATION_NAMES.contains(&name), docs.first()) {
             let dir = path.parent();
             for r in doc
                 .get("resources")
@@ -251,13 +236,16 @@ fn verify(tree: &Tree, estate: &Estate, diags: &mut Diagnostics) {
                 if r.contains("://") {
                     continue;
                 }
-                let target = format!("{dir}/{r}");
+                // A file, or a directory kustomize can build.
+                let target = if dir.is_empty() {
+                    r.to_string()
+                } else {
+                    format!("{dir}/{r}")
+                };
                 let exists = tree.contains(&target)
-                    || tree.contains(&format!("{target}/kustomization.yaml"))
-                    || tree.iter().any(|(p, _)| {
-                        emit::TreePath::new(&target)
-                            .is_some_and(|t| p.as_str().starts_with(&format!("{}/", t.as_str())))
-                    });
+                    || emit::KUSTOMIZATION_NAMES
+                        .iter()
+                        .any(|k| tree.contains(&format!("{target}/{k}")));
                 if !exists {
                     diags.push(
                         Diagnostic::error(Code::InvalidManifest, estate.repo.loc, format!("`{p}` lists resource `{r}`, which is not in the generated tree"))
@@ -347,7 +335,24 @@ fn read_app_files(estate: &Estate, sources: &mut Sources, diags: &mut Diagnostic
                         let fid =
                             sources.add(f.value.to_string_lossy().into_owned(), path, text.clone());
                         scan(sources, fid, diags);
-                        files.values_files.insert(id, (fid, text));
+                        // Checked once here, not once per stage that merges it.
+                        match serde_yaml::from_str::<serde_yaml::Value>(&text) {
+                            Ok(serde_yaml::Value::Mapping(_) | serde_yaml::Value::Null) => {
+                                files.values_files.insert(id, (fid, text));
+                            }
+                            Ok(_) | Err(_) => diags.push(
+                                Diagnostic::error(
+                                    Code::InvalidManifest,
+                                    crate::diagnostic::Loc {
+                                        file: fid,
+                                        offset: 0,
+                                        len: 0,
+                                    },
+                                    "a Helm values file must hold one YAML mapping",
+                                )
+                                .with_help("write the values as `key: value` lines"),
+                            ),
+                        }
                     }
                     Err(e) => diags.push(
                         Diagnostic::error(

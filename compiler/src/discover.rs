@@ -15,7 +15,7 @@ use serde::Deserialize;
 
 use crate::diagnostic::{Code, Diagnostic, Diagnostics, Loc, Sources};
 use crate::lock::{LOCK_FILE, Lock};
-use crate::model::{AppId, Estate, Manifests, StageId, TemplateVars};
+use crate::model::{AppId, Estate, Manifests, StageId};
 use crate::select::strategy::TagInfo;
 
 /// Tags per repository (`registry/path`), and the snapshot each came from.
@@ -199,63 +199,82 @@ pub fn observe(estate: &Estate, out: &Path) -> Result<Observed, crate::Error> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(crate::Error::io("reading the lock", &lock_path, e)),
     }
+    for c in committed_overlays(estate) {
+        let app = estate.app(c.app);
+        let kustomization = c.kustomization;
+        let source_file = format!("{}/.argocd-source-{}.yaml", c.overlay, c.name);
+        let from_kustomization = read_yaml(&out.join(&kustomization));
+        let from_source = read_yaml(&out.join(&source_file));
+        for (ii, image) in app.images.iter().enumerate() {
+            let name = crate::emit::kustomize_image_name(image);
+            // Argo CD applies `.argocd-source-<app>.yaml` over the
+            // kustomization, so it wins when both name the image.
+            let found = from_source
+                .as_ref()
+                .and_then(|v| source_file_image(v, name, &image.repository.value.0))
+                .map(|(tag, digest)| WrittenBack {
+                    tag,
+                    digest,
+                    file: source_file.clone(),
+                })
+                .or_else(|| {
+                    from_kustomization
+                        .as_ref()
+                        .and_then(|v| kustomization_image(v, name))
+                        .map(|(tag, digest)| WrittenBack {
+                            tag,
+                            digest,
+                            file: kustomization.clone(),
+                        })
+                });
+            if let Some(found) = found {
+                observed.written_back.insert((c.app, c.stage, ii), found);
+            }
+        }
+    }
+    Ok(observed)
+}
+
+/// The overlay of an app stage that Image Updater commits to.
+pub struct CommittedOverlay {
+    pub app: AppId,
+    pub stage: StageId,
+    /// The overlay directory, tree-relative.
+    pub overlay: String,
+    /// Its `kustomization.yaml`, normalised as the tree names it.
+    pub kustomization: String,
+    /// The Application's name.
+    pub name: String,
+}
+
+/// Every overlay whose `images:` Image Updater commits to (git or
+/// pull-request write-back, manifests rather than a chart, tracked images).
+pub fn committed_overlays(estate: &Estate) -> Vec<CommittedOverlay> {
     let layout = &estate.repo.layout;
+    let mut out = Vec::new();
     for (ai, app) in estate.apps.iter().enumerate() {
         if matches!(app.manifests, Manifests::Chart { .. }) || app.images.is_empty() {
             continue;
         }
         for d in &app.deployments {
-            let stage = estate.stage(d.stage.value);
-            if !matches!(
-                stage.write_back.value,
-                crate::model::WriteBack::Git { .. } | crate::model::WriteBack::PullRequest { .. }
-            ) {
+            if !estate.stage(d.stage.value).write_back.value.commits() {
                 continue;
             }
-            let cluster = estate.cluster(d.cluster.value);
-            let vars = TemplateVars {
-                site: &estate.site(cluster.site).name.value,
-                cluster: &cluster.name.value,
-                app: &app.name.value,
-                stage: &stage.name.value,
-            };
+            let vars = estate.deployment_vars(app, d);
             let overlay = layout.overlay.render(&vars);
-            let app_name = layout.name.render(&vars);
-            let kustomization = format!("{overlay}/kustomization.yaml");
-            let source_file = format!("{overlay}/.argocd-source-{app_name}.yaml");
-            let from_kustomization = read_yaml(&out.join(&kustomization));
-            let from_source = read_yaml(&out.join(&source_file));
-            for (ii, image) in app.images.iter().enumerate() {
-                let name = crate::emit::kustomize_image_name(image);
-                // Argo CD applies `.argocd-source-<app>.yaml` over the
-                // kustomization, so it wins when both name the image.
-                let found = from_source
-                    .as_ref()
-                    .and_then(|v| source_file_image(v, name, &image.repository.value.0))
-                    .map(|(tag, digest)| WrittenBack {
-                        tag,
-                        digest,
-                        file: source_file.clone(),
-                    })
-                    .or_else(|| {
-                        from_kustomization
-                            .as_ref()
-                            .and_then(|v| kustomization_image(v, name))
-                            .map(|(tag, digest)| WrittenBack {
-                                tag,
-                                digest,
-                                file: kustomization.clone(),
-                            })
-                    });
-                if let Some(found) = found {
-                    observed
-                        .written_back
-                        .insert((AppId(ai as u32), d.stage.value, ii), found);
-                }
-            }
+            let raw = format!("{overlay}/kustomization.yaml");
+            let kustomization =
+                crate::emit::TreePath::new(&raw).map_or(raw, |p| p.as_str().to_string());
+            out.push(CommittedOverlay {
+                app: AppId(ai as u32),
+                stage: d.stage.value,
+                overlay,
+                kustomization,
+                name: layout.name.render(&vars),
+            });
         }
     }
-    Ok(observed)
+    out
 }
 
 fn read_yaml(path: &Path) -> Option<serde_yaml::Value> {

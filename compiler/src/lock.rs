@@ -64,13 +64,15 @@ impl Lock {
     }
 
     pub fn parse(text: &str) -> Result<Lock, String> {
-        let lock: Lock = serde_json::from_str(text).map_err(|e| e.to_string())?;
+        let mut lock: Lock = serde_json::from_str(text).map_err(|e| e.to_string())?;
         if lock.version != LOCK_VERSION {
             return Err(format!(
                 "lock format {} is not the one this keelson reads ({LOCK_VERSION})",
                 lock.version
             ));
         }
+        // keelson writes them sorted; sort anyway, so lookups can bisect.
+        lock.images.sort_by(|a, b| a.key().cmp(&b.key()));
         Ok(lock)
     }
 
@@ -81,9 +83,18 @@ impl Lock {
     }
 
     pub fn image(&self, app: &str, stage: &str, image: &str) -> Option<&LockedImage> {
-        self.images
-            .iter()
-            .find(|i| i.app == app && i.stage == stage && i.image == image)
+        let i = self
+            .images
+            .binary_search_by(|i| i.key().cmp(&(app, stage, image)))
+            .ok()?;
+        self.images.get(i)
+    }
+}
+
+impl LockedImage {
+    /// The order of the lock's `images`: app, stage, image alias.
+    pub fn key(&self) -> (&str, &str, &str) {
+        (&self.app, &self.stage, &self.image)
     }
 }
 

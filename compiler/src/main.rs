@@ -216,11 +216,7 @@ fn run_compile(
         _ => eprint!("{rendered}"),
     }
     if compiled.has_errors() {
-        let errors = compiled
-            .diagnostics
-            .iter()
-            .filter(|d| d.severity == diagnostic::Severity::Error)
-            .count();
+        let errors = compiled.error_count();
         eprintln!(
             "error: the estate has {errors} error{}; nothing was written to {}",
             if errors == 1 { "" } else { "s" },

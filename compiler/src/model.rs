@@ -75,6 +75,17 @@ impl Estate {
     pub fn app(&self, id: AppId) -> &App {
         &self.apps[id.index()]
     }
+
+    /// The layout placeholders of one deployment of an app.
+    pub fn deployment_vars<'a>(&'a self, app: &'a App, d: &Deployment) -> TemplateVars<'a> {
+        let cluster = self.cluster(d.cluster.value);
+        TemplateVars {
+            site: &self.site(cluster.site).name.value,
+            cluster: &cluster.name.value,
+            app: &app.name.value,
+            stage: &self.stage(d.stage.value).name.value,
+        }
+    }
 }
 
 /// The GitOps repository being generated.
@@ -338,6 +349,12 @@ impl WriteBack {
             WriteBack::Argocd => "argocd",
             WriteBack::Pinned => "pinned",
         }
+    }
+
+    /// Whether Image Updater commits this stage's updates to git (directly
+    /// or through a pull request).
+    pub fn commits(&self) -> bool {
+        matches!(self, WriteBack::Git { .. } | WriteBack::PullRequest { .. })
     }
 
     /// Whether Image Updater changes this stage's images in-cluster.

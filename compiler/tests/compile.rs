@@ -69,6 +69,15 @@ fn compile(dir: &Path, extra: &[&str]) -> Output {
     keelson(&args, dir, &[])
 }
 
+/// Replaces `from` (which must be there) with `to` in a file.
+fn replace_in(path: &Path, from: &str, to: &str) {
+    let text = std::fs::read_to_string(path).unwrap();
+    assert!(text.contains(from), "{} has no `{from}`", path.display());
+    std::fs::write(path, text.replace(from, to)).unwrap();
+}
+
+const REMOVE_PROD: &str = "    deploy \"prod\" cluster=\"mgmt\" namespace=\"hello\" replicas=2\n";
+
 const DEV_OVERLAY: &str = "out/k8s/hello/overlays/dev/kustomization.yaml";
 
 #[test]
@@ -110,8 +119,7 @@ fn a_failed_compile_writes_nothing() {
     assert!(compile(&dir, &[]).status.success());
     let before = tree(&dir.join("out"));
     // Break the estate: the image now has no tag matching its constraint.
-    let kdl = std::fs::read_to_string(estate.join("estate.kdl")).unwrap();
-    std::fs::write(estate.join("estate.kdl"), kdl.replace("^1.0", "^9.0")).unwrap();
+    replace_in(&estate.join("estate.kdl"), "^1.0", "^9.0");
     let o = compile(&dir, &[]);
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     assert!(stderr(&o).contains("no-matching-tag"), "{}", stderr(&o));
@@ -216,15 +224,7 @@ fn removed_apps_leave_with_their_files_only() {
     let estate = quickstart(&dir);
     assert!(compile(&dir, &[]).status.success());
     std::fs::write(dir.join("out/k8s/hello/overlays/prod/extra.txt"), "mine\n").unwrap();
-    let kdl = std::fs::read_to_string(estate.join("estate.kdl")).unwrap();
-    std::fs::write(
-        estate.join("estate.kdl"),
-        kdl.replace(
-            "    deploy \"prod\" cluster=\"mgmt\" namespace=\"hello\" replicas=2\n",
-            "",
-        ),
-    )
-    .unwrap();
+    replace_in(&estate.join("estate.kdl"), REMOVE_PROD, "");
     let o = compile(&dir, &[]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(!dir.join("out/apps/lab/mgmt/hello-prod.yaml").exists());
@@ -297,12 +297,7 @@ fn image_updater_write_backs_are_never_reverted() {
     assert!(source.exists());
 
     // When the tags move past what Image Updater wrote, keelson moves too.
-    let tags = std::fs::read_to_string(dir.join("estate/tags.json")).unwrap();
-    std::fs::write(
-        dir.join("estate/tags.json"),
-        tags.replace("\"1.1.0\"", "\"1.3.0\""),
-    )
-    .unwrap();
+    replace_in(&dir.join("estate/tags.json"), "\"1.1.0\"", "\"1.3.0\"");
     std::fs::remove_file(&source).unwrap();
     let o = compile(&dir, &[]);
     assert!(o.status.success(), "{}", stderr(&o));
@@ -328,12 +323,7 @@ fn offline_replays_the_lock() {
     assert!(compile(&dir, &[]).status.success());
     let before = tree(&dir.join("out"));
     // The snapshot moves on, but --offline pins what the lock recorded.
-    let tags = std::fs::read_to_string(estate.join("tags.json")).unwrap();
-    std::fs::write(
-        estate.join("tags.json"),
-        tags.replace("\"1.1.0\"", "\"1.1.5\""),
-    )
-    .unwrap();
+    replace_in(&estate.join("tags.json"), "\"1.1.0\"", "\"1.1.5\"");
     let o = compile(&dir, &["--offline"]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(tree(&dir.join("out")), before);
@@ -351,21 +341,8 @@ fn a_kill_at_any_step_of_the_write_is_recovered_by_the_next_run() {
     // The change: a new tag everywhere, and the prod stage removed, so the
     // write both replaces and removes files.
     let change = |estate: &Path| {
-        let tags = std::fs::read_to_string(estate.join("tags.json")).unwrap();
-        std::fs::write(
-            estate.join("tags.json"),
-            tags.replace("\"1.1.0\"", "\"1.1.5\""),
-        )
-        .unwrap();
-        let kdl = std::fs::read_to_string(estate.join("estate.kdl")).unwrap();
-        std::fs::write(
-            estate.join("estate.kdl"),
-            kdl.replace(
-                "    deploy \"prod\" cluster=\"mgmt\" namespace=\"hello\" replicas=2\n",
-                "",
-            ),
-        )
-        .unwrap();
+        replace_in(&estate.join("tags.json"), "\"1.1.0\"", "\"1.1.5\"");
+        replace_in(&estate.join("estate.kdl"), REMOVE_PROD, "");
     };
     let reference = temp_dir("kill-reference");
     let estate = quickstart(&reference);
@@ -423,4 +400,32 @@ fn a_kill_at_any_step_of_the_write_is_recovered_by_the_next_run() {
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(!dir.join("out/.keelson-journal").exists());
     assert_eq!(tree(&dir.join("out")), old);
+}
+
+#[test]
+fn a_damaged_lock_or_journal_stops_the_compile_and_changes_nothing() {
+    let dir = temp_dir("damaged-lock");
+    quickstart(&dir);
+    assert!(compile(&dir, &[]).status.success());
+    std::fs::write(dir.join("out/keelson.lock"), "{ not json").unwrap();
+    let before = tree(&dir.join("out"));
+    let o = compile(&dir, &[]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("is not a keelson lock"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(tree(&dir.join("out")), before);
+
+    let dir = temp_dir("damaged-journal");
+    quickstart(&dir);
+    assert!(compile(&dir, &[]).status.success());
+    std::fs::create_dir_all(dir.join("out/.keelson-journal")).unwrap();
+    std::fs::write(dir.join("out/.keelson-journal/journal.json"), "{ half").unwrap();
+    let before = tree(&dir.join("out"));
+    let o = compile(&dir, &[]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("is damaged"), "{}", stderr(&o));
+    assert_eq!(tree(&dir.join("out")), before);
 }

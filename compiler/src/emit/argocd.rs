@@ -132,7 +132,7 @@ fn application(input: &Inputs<'_>, dep: &Dep<'_>, out: &mut Emitter<'_>) -> Valu
             repo,
             version,
             values,
-            values_file,
+            ..
         } => {
             let mut merged = Value::Mapping(Default::default());
             let mut layer = |text: &str, loc| match serde_yaml::from_str::<Value>(text) {
@@ -147,10 +147,8 @@ fn application(input: &Inputs<'_>, dep: &Dep<'_>, out: &mut Emitter<'_>) -> Valu
                     .with_help("write the values as `key: value` lines"),
                 ),
             };
-            if let (Some(f), Some((file, text))) =
-                (values_file, input.files.values_files.get(&dep.app_id))
-            {
-                let _ = f;
+            // Read (and checked to be a mapping) by `compile`.
+            if let Some((file, text)) = input.files.values_files.get(&dep.app_id) {
                 let loc = crate::diagnostic::Loc {
                     file: *file,
                     offset: 0,

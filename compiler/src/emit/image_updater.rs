@@ -167,56 +167,35 @@ fn resource(estate: &Estate, deps: &[&Dep<'_>]) -> Value {
 }
 
 fn write_back(estate: &Estate, dep: &Dep<'_>) -> Value {
-    let method = |credentials: &Option<String>| match credentials {
-        Some(c) => s(format!("git:{c}")),
-        None => s("git"),
-    };
-    match &dep.stage.write_back.value {
+    let (branch, credentials, provider) = match &dep.stage.write_back.value {
         WriteBack::Git {
             branch,
             credentials,
-        } => map(vec![
-            ("method", method(credentials)),
-            (
-                "gitConfig",
-                map(vec![
-                    (
-                        "branch",
-                        s(branch.clone().unwrap_or_else(|| estate.repo.branch.clone())),
-                    ),
-                    ("writeBackTarget", s("kustomization")),
-                ]),
-            ),
-        ]),
+        } => (branch, credentials, None),
         WriteBack::PullRequest {
             provider,
             branch,
             credentials,
-        } => map(vec![
-            ("method", method(credentials)),
-            (
-                "gitConfig",
-                map(vec![
-                    (
-                        "branch",
-                        s(branch.clone().unwrap_or_else(|| estate.repo.branch.clone())),
-                    ),
-                    ("writeBackTarget", s("kustomization")),
-                    (
-                        "pullRequest",
-                        map(vec![(
-                            match provider {
-                                GitProvider::Github => "github",
-                                GitProvider::Gitlab => "gitlab",
-                            },
-                            map(vec![]),
-                        )]),
-                    ),
-                ]),
-            ),
-        ]),
-        WriteBack::Argocd | WriteBack::Pinned => map(vec![("method", s("argocd"))]),
+        } => (branch, credentials, Some(provider)),
+        WriteBack::Argocd | WriteBack::Pinned => return map(vec![("method", s("argocd"))]),
+    };
+    let method = match credentials {
+        Some(c) => format!("git:{c}"),
+        None => "git".into(),
+    };
+    let branch = branch.clone().unwrap_or_else(|| estate.repo.branch.clone());
+    let mut git = vec![
+        ("branch", s(branch)),
+        ("writeBackTarget", s("kustomization")),
+    ];
+    if let Some(provider) = provider {
+        let key = match provider {
+            GitProvider::Github => "github",
+            GitProvider::Gitlab => "gitlab",
+        };
+        git.push(("pullRequest", map(vec![(key, map(vec![]))])));
     }
+    map(vec![("method", s(method)), ("gitConfig", map(git))])
 }
 
 #[cfg(test)]

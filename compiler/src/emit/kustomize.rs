@@ -12,11 +12,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde_yaml::Value;
 
 use super::tree::relative;
-use super::{Dep, Emitter, Inputs, kustomize_image_name, map, s, seq, templates, yaml_file};
+use super::{
+    Dep, Emitter, Inputs, KUSTOMIZATION_NAMES, kustomize_image_name, map, s, seq, templates,
+    yaml_file,
+};
 use crate::diagnostic::{Code, Diagnostic};
 use crate::model::{AppId, Manifests};
-
-const KUSTOMIZATION_NAMES: &[&str] = &["kustomization.yaml", "kustomization.yml", "Kustomization"];
 
 pub(super) fn emit(input: &Inputs<'_>, deps: &[Dep<'_>], out: &mut Emitter<'_>) {
     // Workloads per app (for `replicas`), from the base each app gets.
@@ -73,7 +74,7 @@ pub(super) fn emit(input: &Inputs<'_>, deps: &[Dep<'_>], out: &mut Emitter<'_>) 
                 workloads.insert(dep.app_id, names);
             }
             Manifests::Template { name, params } => {
-                let rendered = templates::render(input.estate, dep.app, name, params, out.diags);
+                let rendered = templates::render(dep.app, name, params, out.diags);
                 let mut resources = Vec::new();
                 for (file, text) in rendered {
                     resources.push(s(file.clone()));
@@ -108,9 +109,7 @@ pub(super) fn emit(input: &Inputs<'_>, deps: &[Dep<'_>], out: &mut Emitter<'_>) 
                 for (k, v) in &dep.d.params {
                     merged.insert(k.clone(), v.clone());
                 }
-                for (file, text) in
-                    templates::render(input.estate, dep.app, name, &merged, out.diags)
-                {
+                for (file, text) in templates::render(dep.app, name, &merged, out.diags) {
                     resources.push(s(file.clone()));
                     out.put(
                         &format!("{}/{file}", dep.overlay),
@@ -211,10 +210,4 @@ fn workload_names(text: &str) -> Vec<String> {
     names.sort();
     names.dedup();
     names
-}
-
-impl Dep<'_> {
-    pub(crate) fn stage_id(&self) -> crate::model::StageId {
-        self.d.stage.value
-    }
 }

@@ -245,7 +245,13 @@ pub(super) fn emit(input: &Inputs<'_>, deps: &[Dep<'_>], out: &mut Emitter<'_>) 
             applications,
             projects: projects.into_iter().collect(),
             image_updater,
-            waves: input.graph.waves.iter().any(|&w| w > 0),
+            waves: here.iter().any(|d| {
+                input
+                    .graph
+                    .waves
+                    .get(d.app_id.index())
+                    .is_some_and(|&w| w > 0)
+            }),
         });
     }
     let mut paths: BTreeMap<String, String> = BTreeMap::new();

@@ -7,7 +7,7 @@ use std::sync::LazyLock;
 use serde_json::{Map, Value as Json, json};
 
 use crate::diagnostic::{Code, Diagnostic, Diagnostics};
-use crate::model::{App, Estate, Spanned};
+use crate::model::{App, Spanned};
 
 /// One template: its files and its parameters (name, default, kind).
 struct Template {
@@ -101,13 +101,11 @@ static TERA: LazyLock<Result<tera::Tera, String>> = LazyLock::new(|| {
 /// Renders a template for an app: `(file name, YAML)` for every file that is
 /// not empty, in name order. Problems with parameters become diagnostics.
 pub(super) fn render(
-    estate: &Estate,
     app: &App,
     name: &Spanned<String>,
     params: &Map<String, Json>,
     diags: &mut Diagnostics,
 ) -> Vec<(String, String)> {
-    let _ = estate;
     let Some(t) = TEMPLATES.iter().find(|t| t.name == name.value) else {
         // Unknown templates are reported by lowering.
         return Vec::new();

@@ -1176,10 +1176,7 @@ impl<'a> Lowerer<'a, '_> {
             }
             for d in &app.deployments {
                 let stage = estate.stage(d.stage.value);
-                if matches!(
-                    stage.write_back.value,
-                    WriteBack::Git { .. } | WriteBack::PullRequest { .. }
-                ) {
+                if stage.write_back.value.commits() {
                     self.diags.push(
                         Diagnostic::error(
                             Code::Conflict,

@@ -21,7 +21,7 @@ use crate::diagnostic::{Code, Diagnostic, Diagnostics};
 use crate::discover::{Observed, TagData};
 use crate::graph::EstateGraph;
 use crate::lock::LockedImage;
-use crate::model::{AppId, Estate, StageId, StageSource, WriteBack};
+use crate::model::{AppId, Estate, StageId, StageSource};
 use crate::semver::Version;
 use strategy::{Rules, Selection, TagInfo};
 
@@ -230,10 +230,7 @@ pub fn decide(input: &Inputs<'_>, diags: &mut Diagnostics) -> Decisions {
                 }
                 // 2. Never move a stage that Image Updater commits to backwards
                 // from what it wrote into the tree.
-                if matches!(
-                    stage.write_back.value,
-                    WriteBack::Git { .. } | WriteBack::PullRequest { .. }
-                ) {
+                if stage.write_back.value.commits() {
                     if let Some(wb) = input.observed.written_back.get(&key) {
                         let known = input.tags.repos.get(&image.repository.value.0);
                         // Argo CD applies `.argocd-source-<app>.yaml` over the
@@ -334,7 +331,7 @@ impl Decisions {
                 }
             })
             .collect();
-        out.sort_by(|a, b| (&a.app, &a.stage, &a.image).cmp(&(&b.app, &b.stage, &b.image)));
+        out.sort_by(|a, b| a.key().cmp(&b.key()));
         out
     }
 }
