@@ -25,6 +25,8 @@ pub struct Options {
     pub force: bool,
     /// Build and check the tree, but write nothing.
     pub dry_run: bool,
+    /// How registries are asked (ignored with `offline`).
+    pub registry: discover::RegistryOptions,
 }
 
 /// What a compile produced. `tree` is `None` when there were errors.
@@ -136,7 +138,10 @@ pub fn build(checked: Checked, out: &Path, options: &Options) -> Result<Compiled
     if diags.has_errors() {
         return Ok(fail(sources, diags));
     }
-    let tags = discover::read_snapshots(&estate, &mut sources, &mut diags);
+    let mut tags = discover::read_snapshots(&estate, &mut sources, &mut diags);
+    if !options.offline && !diags.has_errors() {
+        discover::read_registries(&estate, &mut tags, &options.registry, &mut diags);
+    }
     let observed = discover::observe(&estate, out)?;
     let files = read_app_files(&estate, &mut sources, &mut diags);
     let decisions = select::decide(
@@ -146,6 +151,7 @@ pub fn build(checked: Checked, out: &Path, options: &Options) -> Result<Compiled
             tags: &tags,
             observed: &observed,
             offline: options.offline,
+            registry_read: !options.offline,
         },
         &mut diags,
     );

@@ -184,6 +184,7 @@ codes! {
     UnsupportedVersion => "unsupported-version", "a feature that the targeted Image Updater version lacks";
     InvalidSnapshot => "invalid-snapshot", "a tag snapshot file that is not valid";
     NoTagSource => "no-tag-source", "an image that keelson has no tags for";
+    RegistryUnavailable => "registry-unavailable", "a registry that could not be read: down, slow, refusing, or answering nonsense";
     NoMatchingTag => "no-matching-tag", "no tag passes an image's strategy and filters";
     PolicyUnavailable => "policy-unavailable", "an image decision that needs a policy keelson cannot run";
     InvalidManifest => "invalid-manifest", "an app manifest or values file that keelson cannot use";

@@ -18,6 +18,7 @@ pub mod lower;
 pub mod model;
 pub mod select;
 pub mod semver;
+pub mod tags;
 pub mod write;
 
 pub use error::Error;

@@ -39,8 +39,12 @@ pub struct LockedImage {
     pub tag: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub digest: Option<String>,
-    /// `pin`, `snapshot:<file>`, `write-back:<file>` or `promotion:<stage>`;
-    /// `--offline` keeps the source recorded before.
+    /// The digest the tag pointed at when keelson resolved it (informational:
+    /// the tree pins `digest` only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolved_digest: Option<String>,
+    /// `pin`, `registry:<host>/<name>`, `snapshot:<file>`, `write-back:<file>`
+    /// or `promotion:<stage>`; `--offline` keeps the source recorded before.
     pub source: String,
 }
 

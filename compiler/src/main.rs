@@ -55,6 +55,13 @@ enum Command {
         /// How to print diagnostics.
         #[arg(long, value_enum, default_value_t = Format::Human)]
         format: Format,
+        #[command(flatten)]
+        registry: RegistryArgs,
+    },
+    /// Image tags: see what a strategy would pick, and why.
+    Tags {
+        #[command(subcommand)]
+        command: TagsCommand,
     },
     /// Format estate files canonically.
     Fmt {
@@ -71,6 +78,104 @@ enum Command {
         #[arg(long, value_enum, default_value_t = GraphFormat::Dot)]
         format: GraphFormat,
     },
+}
+
+#[derive(Subcommand)]
+enum TagsCommand {
+    /// Select a tag the way Argo CD Image Updater would, from a file or a live registry.
+    Select {
+        /// The update strategy (`latest` and `name` are Image Updater's old names).
+        #[arg(long, value_parser = parse_strategy, default_value = "semver")]
+        strategy: keelson::model::Strategy,
+        /// For `semver`, the version constraint (default `*`); for `digest`, the tag to track.
+        #[arg(long)]
+        constraint: Option<String>,
+        /// Image Updater's allowTags: `regexp:<expr>` or `any`.
+        #[arg(long)]
+        allow: Option<String>,
+        /// A glob of tags to ignore (repeatable).
+        #[arg(long)]
+        ignore: Vec<String>,
+        /// A platform `os/arch[/variant]` the image must have (repeatable; default linux/amd64).
+        #[arg(long = "platform")]
+        platforms: Vec<String>,
+        /// A JSON array of tags: `[{"name": "1.0.0", "created": "…" or null, "digest": "sha256:…" or null}]`.
+        #[arg(long, conflicts_with = "image", required_unless_present = "image")]
+        from_file: Option<PathBuf>,
+        /// Ask a registry instead: `REGISTRY/REPOSITORY`, e.g. `ghcr.io/acme/api`.
+        #[arg(long)]
+        image: Option<String>,
+        /// The registry's API URL, when it is not `https://<registry>`.
+        #[arg(long, requires = "image")]
+        api_url: Option<String>,
+        /// Credentials as `env:VAR` (VAR holds `user:password`); otherwise Docker's config.json is read.
+        #[arg(long, requires = "image")]
+        credentials: Option<String>,
+        /// `text` for people, `json` for tools.
+        #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+        format: OutputFormat,
+        #[command(flatten)]
+        registry: RegistryArgs,
+    },
+}
+
+/// How registries are asked.
+#[derive(clap::Args)]
+struct RegistryArgs {
+    /// Seconds one registry request may take, connection to last byte.
+    #[arg(long, default_value_t = 30, value_name = "SECONDS")]
+    registry_timeout: u64,
+    /// How many times a transient failure (timeout, 429, 5xx) is retried, with backoff.
+    #[arg(long, default_value_t = 3)]
+    registry_retries: u32,
+    /// Requests in flight at once.
+    #[arg(long, default_value_t = 8)]
+    jobs: usize,
+    /// Where manifests and image configs are cached by digest [default: $KEELSON_CACHE_DIR, else ~/.cache/keelson].
+    #[arg(long)]
+    cache_dir: Option<PathBuf>,
+    /// Keep no cache.
+    #[arg(long, conflicts_with = "cache_dir")]
+    no_cache: bool,
+}
+
+impl RegistryArgs {
+    fn options(&self) -> keelson::discover::RegistryOptions {
+        let defaults = keelson::discover::RegistryOptions::default();
+        keelson::discover::RegistryOptions {
+            client: keelson::discover::client::ClientOptions {
+                timeout: std::time::Duration::from_secs(self.registry_timeout.max(1)),
+                retries: self.registry_retries,
+                ..defaults.client
+            },
+            cache_dir: if self.no_cache {
+                None
+            } else {
+                self.cache_dir.clone().or(defaults.cache_dir)
+            },
+            jobs: self.jobs.max(1),
+            progress: std::io::stderr().is_terminal(),
+        }
+    }
+}
+
+fn parse_strategy(s: &str) -> Result<keelson::model::Strategy, String> {
+    use keelson::model::Strategy;
+    match s {
+        "semver" => Ok(Strategy::Semver),
+        "newest-build" | "latest" => Ok(Strategy::NewestBuild),
+        "alphabetical" | "name" => Ok(Strategy::Alphabetical),
+        "digest" => Ok(Strategy::Digest),
+        other => Err(format!(
+            "`{other}` is not a strategy; use semver, newest-build, alphabetical or digest"
+        )),
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum OutputFormat {
+    Text,
+    Json,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -153,6 +258,7 @@ fn run(cli: Cli) -> Result<ExitCode, Error> {
             force,
             dry_run,
             format,
+            registry,
         } => run_compile(
             &dir,
             &out,
@@ -160,9 +266,73 @@ fn run(cli: Cli) -> Result<ExitCode, Error> {
                 offline,
                 force,
                 dry_run,
+                registry: registry.options(),
             },
             format,
         ),
+        Command::Tags {
+            command:
+                TagsCommand::Select {
+                    strategy,
+                    constraint,
+                    allow,
+                    ignore,
+                    platforms,
+                    from_file,
+                    image,
+                    api_url,
+                    credentials,
+                    format,
+                    registry,
+                },
+        } => {
+            let checked = keelson::tags::check(&keelson::tags::Request {
+                strategy,
+                constraint,
+                allow,
+                ignore,
+                platforms,
+            })
+            .map_err(|e| Error::refused(e, "see `keelson tags select --help`"))?;
+            for w in &checked.warnings {
+                eprintln!("warning: {w}");
+            }
+            let tags = match (&from_file, &image) {
+                (Some(file), _) => keelson::tags::read_file(file)
+                    .map_err(|e| Error::refused(e, "fix the file and run again"))?,
+                (None, Some(image)) => {
+                    let credentials = credentials
+                        .as_deref()
+                        .map(|c| {
+                            keelson::lower::rules::credential_ref(c).map_err(|why| {
+                                Error::refused(
+                                    format!("`{c}` is not a credential reference: {why}"),
+                                    "write `env:VAR`, with VAR holding `user:password`",
+                                )
+                            })
+                        })
+                        .transpose()?;
+                    let (tags, requests) = keelson::tags::read_registry(
+                        image,
+                        api_url.as_deref(),
+                        credentials.as_ref(),
+                        &checked,
+                        &registry.options(),
+                    )
+                    .map_err(|e| Error::refused(e.to_string(), e.help()))?;
+                    eprintln!("read {} tags of {image} in {requests} requests", tags.len());
+                    tags
+                }
+                (None, None) => unreachable!("clap requires --from-file or --image"),
+            };
+            let selection = keelson::tags::select(&checked, &tags);
+            let out = match format {
+                OutputFormat::Json => keelson::tags::to_json(&checked, &selection),
+                OutputFormat::Text => keelson::tags::to_text(&checked, &selection),
+            };
+            print!("{out}");
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Fmt { dir, check } => run_fmt(&dir, check),
         Command::Init { dir } => {
             let path = init::init(&dir)?;

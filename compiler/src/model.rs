@@ -432,6 +432,43 @@ impl Strategy {
 pub enum AllowTags {
     Any,
     Regexp(regex::Regex),
+    /// What Image Updater reads as a filter that allows no tag: a value with
+    /// no `regexp:` function, or a regexp that does not compile (kept verbatim).
+    Nothing(String),
+}
+
+impl AllowTags {
+    /// Reads a value as Image Updater's `ParseMatch` does. The second part
+    /// says why a value allows nothing.
+    pub fn parse(v: &str) -> (AllowTags, Option<String>) {
+        if v.is_empty() || v.eq_ignore_ascii_case("any") {
+            return (AllowTags::Any, None);
+        }
+        match v.split_once(':') {
+            Some((f, re)) if f.eq_ignore_ascii_case("regexp") => match regex::Regex::new(re) {
+                Ok(r) => (AllowTags::Regexp(r), None),
+                Err(e) => (
+                    AllowTags::Nothing(v.to_string()),
+                    Some(format!(
+                        "the regular expression `{re}` does not compile: {}",
+                        e.to_string()
+                            .lines()
+                            .last()
+                            .unwrap_or("")
+                            .trim()
+                            .trim_start_matches("error:")
+                            .trim()
+                    )),
+                ),
+            },
+            _ => (
+                AllowTags::Nothing(v.to_string()),
+                Some(format!(
+                    "`{v}` has no `regexp:` prefix, so Image Updater reads it as a filter that allows no tag"
+                )),
+            ),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]

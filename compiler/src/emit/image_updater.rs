@@ -94,6 +94,8 @@ fn resource(estate: &Estate, deps: &[&Dep<'_>]) -> Value {
                         settings.push(("allowTags", s(format!("regexp:{}", re.as_str()))))
                     }
                     Some(AllowTags::Any) => settings.push(("allowTags", s("any"))),
+                    // Never emitted: `check` reports it as an error.
+                    Some(AllowTags::Nothing(v)) => settings.push(("allowTags", s(v.clone()))),
                     None => {}
                 }
                 if !image.ignore_tags.is_empty() {

@@ -2411,7 +2411,7 @@ fn lower_image(
                     )
                     .help =
                         Some("fix the expression; Image Updater would allow no tag at all".into());
-                    None
+                    Some(Spanned::new(AllowTags::Nothing(v.to_string()), a.loc))
                 }
             },
             _ => {
@@ -2423,7 +2423,7 @@ fn lower_image(
                 .help = Some(format!(
                     "write `regexp:{v}` for a regular expression, or `any`"
                 ));
-                None
+                Some(Spanned::new(AllowTags::Nothing(v.to_string()), a.loc))
             }
         }
     });

@@ -18,7 +18,7 @@ pub mod strategy;
 use std::collections::BTreeMap;
 
 use crate::diagnostic::{Code, Diagnostic, Diagnostics};
-use crate::discover::{Observed, TagData};
+use crate::discover::{Observed, TagData, TagSource};
 use crate::graph::EstateGraph;
 use crate::lock::LockedImage;
 use crate::model::{AppId, Estate, StageId, StageSource};
@@ -31,6 +31,8 @@ pub enum Source {
     Pin,
     /// Chosen by the strategy from a snapshot file.
     Snapshot(String),
+    /// Chosen by the strategy from a registry's answer (`host/name`).
+    Registry(String),
     /// Replayed from `keelson.lock` (`--offline`), keeping the recorded source.
     Lock(String),
     /// Kept as Image Updater wrote it into this file.
@@ -47,6 +49,9 @@ pub struct Decision {
     pub source: Source,
     /// The strategy's trace, when a strategy chose.
     pub selection: Option<Selection>,
+    /// The digest the tag pointed at when keelson resolved it, when known
+    /// (recorded in the lock; the tree pins `digest` only).
+    pub resolved_digest: Option<String>,
 }
 
 /// Key: (app, stage, image index in the app).
@@ -63,17 +68,25 @@ pub struct Inputs<'a> {
     pub tags: &'a TagData,
     pub observed: &'a Observed,
     pub offline: bool,
+    /// Whether registries were asked (their failures are already reported).
+    pub registry_read: bool,
+}
+
+/// Whether the targeted Image Updater (v1.3.0+) treats a missing semver
+/// constraint as `*`, which excludes pre-releases.
+pub fn empty_constraint_checks(estate: &Estate) -> bool {
+    estate
+        .image_updater
+        .version
+        .value
+        .compare(&Version::parse("1.3.0").expect("static"))
+        != std::cmp::Ordering::Less
 }
 
 pub fn decide(input: &Inputs<'_>, diags: &mut Diagnostics) -> Decisions {
     let estate = input.estate;
     let mut out = Decisions::default();
-    let empty_constraint_checks = estate
-        .image_updater
-        .version
-        .value
-        .compare(&Version::parse("1.3.0").expect("static"))
-        != std::cmp::Ordering::Less;
+    let empty_constraint_checks = empty_constraint_checks(estate);
     for &stage_id in &input.graph.stage_order {
         let stage = estate.stage(stage_id);
         for (ai, app) in estate.apps.iter().enumerate() {
@@ -92,6 +105,7 @@ pub fn decide(input: &Inputs<'_>, diags: &mut Diagnostics) -> Decisions {
                     digest: l.digest.clone(),
                     source: Source::Lock(l.source.clone()),
                     selection: None,
+                    resolved_digest: l.resolved_digest.clone(),
                 };
                 let what = format!(
                     "image `{}` of app `{}` in stage `{}`",
@@ -106,6 +120,7 @@ pub fn decide(input: &Inputs<'_>, diags: &mut Diagnostics) -> Decisions {
                             digest: pin.digest.clone(),
                             source: Source::Pin,
                             selection: None,
+                            resolved_digest: pin.digest.clone(),
                         },
                     );
                     continue;
@@ -136,6 +151,7 @@ pub fn decide(input: &Inputs<'_>, diags: &mut Diagnostics) -> Decisions {
                                     digest: up.digest.clone(),
                                     source: Source::Promotion(from.value),
                                     selection: None,
+                                    resolved_digest: up.resolved_digest.clone(),
                                 };
                                 out.images.insert(key, decision);
                             }
@@ -182,7 +198,11 @@ pub fn decide(input: &Inputs<'_>, diags: &mut Diagnostics) -> Decisions {
                             continue;
                         }
                         let repo = &image.repository.value.0;
-                        let Some(snap) = input.tags.repos.get(repo) else {
+                        let Some(known) = input.tags.for_image(app_id, ii, image) else {
+                            // No snapshot entry, and the registry failed (reported).
+                            if !input.tags.repos.contains_key(repo) && input.registry_read {
+                                continue;
+                            }
                             diags.push(
                                 Diagnostic::error(
                                     Code::NoTagSource,
@@ -194,10 +214,19 @@ pub fn decide(input: &Inputs<'_>, diags: &mut Diagnostics) -> Decisions {
                             );
                             continue;
                         };
+                        let (source, origin) = match &known {
+                            TagSource::Snapshot { file, .. } => {
+                                (Source::Snapshot(file.to_string()), format!("in `{file}`"))
+                            }
+                            TagSource::Registry { origin, .. } => (
+                                Source::Registry(origin.to_string()),
+                                format!("from {origin}"),
+                            ),
+                        };
                         let ignore: Vec<String> =
                             image.ignore_tags.iter().map(|p| p.value.clone()).collect();
                         let rules = Rules::of(image, &ignore, empty_constraint_checks);
-                        let selection = strategy::select(&rules, &snap.tags);
+                        let selection = strategy::select(&rules, known.tags());
                         match &selection.chosen {
                             Some(TagInfo { name, digest, .. }) => {
                                 let decision = Decision {
@@ -206,8 +235,9 @@ pub fn decide(input: &Inputs<'_>, diags: &mut Diagnostics) -> Decisions {
                                     digest: digest.clone().filter(|_| {
                                         image.strategy.value == crate::model::Strategy::Digest
                                     }),
-                                    source: Source::Snapshot(snap.file.clone()),
+                                    source,
                                     selection: Some(selection.clone()),
+                                    resolved_digest: digest.clone(),
                                 };
                                 out.images.insert(key, decision);
                             }
@@ -216,9 +246,8 @@ pub fn decide(input: &Inputs<'_>, diags: &mut Diagnostics) -> Decisions {
                                     Code::NoMatchingTag,
                                     image.alias.loc,
                                     format!(
-                                        "no tag of `{repo}` matches {what} ({} tags in `{}`, strategy `{}`)",
-                                        snap.tags.len(),
-                                        snap.file,
+                                        "no tag of `{repo}` matches {what} ({} tags {origin}, strategy `{}`)",
+                                        known.tags().len(),
                                         image.strategy.value.name()
                                     ),
                                 )
@@ -232,7 +261,7 @@ pub fn decide(input: &Inputs<'_>, diags: &mut Diagnostics) -> Decisions {
                 // from what it wrote into the tree.
                 if stage.write_back.value.commits() {
                     if let Some(wb) = input.observed.written_back.get(&key) {
-                        let known = input.tags.repos.get(&image.repository.value.0);
+                        let known = input.tags.for_image(app_id, ii, image);
                         // Argo CD applies `.argocd-source-<app>.yaml` over the
                         // overlay, so what it says runs, whatever keelson writes.
                         let from_source_file = wb
@@ -244,7 +273,7 @@ pub fn decide(input: &Inputs<'_>, diags: &mut Diagnostics) -> Decisions {
                             Some(d) if d.tag == wb.tag && d.digest == wb.digest => false,
                             _ if from_source_file => true,
                             Some(Decision {
-                                source: Source::Snapshot(_),
+                                source: Source::Snapshot(_) | Source::Registry(_),
                                 selection: Some(sel),
                                 ..
                             }) => match (&sel.chosen, known) {
@@ -253,7 +282,7 @@ pub fn decide(input: &Inputs<'_>, diags: &mut Diagnostics) -> Decisions {
                                     chosen,
                                     wb.tag.as_deref(),
                                     wb.digest.as_deref(),
-                                    &known.tags,
+                                    known.tags(),
                                 ),
                                 _ => true,
                             },
@@ -271,6 +300,7 @@ pub fn decide(input: &Inputs<'_>, diags: &mut Diagnostics) -> Decisions {
                                     digest: wb.digest.clone(),
                                     source: Source::WriteBack(wb.file.clone()),
                                     selection: None,
+                                    resolved_digest: wb.digest.clone(),
                                 },
                             );
                         }
@@ -284,7 +314,7 @@ pub fn decide(input: &Inputs<'_>, diags: &mut Diagnostics) -> Decisions {
 
 fn no_match_help(s: &Selection) -> String {
     if s.dropped.is_empty() {
-        return "the snapshot lists no tags for this repository; add them, or pin the image".into();
+        return "no tags are listed for this repository; push one, add them to the snapshot, or pin the image".into();
     }
     let shown: Vec<String> = s
         .dropped
@@ -319,9 +349,11 @@ impl Decisions {
                     repository: image.repository.value.0.clone(),
                     tag: d.tag.clone(),
                     digest: d.digest.clone(),
+                    resolved_digest: d.resolved_digest.clone(),
                     source: match &d.source {
                         Source::Pin => "pin".into(),
                         Source::Snapshot(f) => format!("snapshot:{f}"),
+                        Source::Registry(r) => format!("registry:{r}"),
                         Source::Lock(recorded) => recorded.clone(),
                         Source::WriteBack(f) => format!("write-back:{f}"),
                         Source::Promotion(s) => {

@@ -18,6 +18,21 @@ pub struct TagInfo {
     pub created: Option<jiff::Timestamp>,
     /// The manifest (or index) digest, `sha256:<hex>` (digest).
     pub digest: Option<String>,
+    /// Why the tag cannot be used though it is listed (its manifest is for
+    /// another platform, or unreadable); Image Updater skips such tags.
+    pub unusable: Option<String>,
+}
+
+impl TagInfo {
+    /// A tag known by name only.
+    pub fn named(name: &str) -> TagInfo {
+        TagInfo {
+            name: name.to_string(),
+            created: None,
+            digest: None,
+            unusable: None,
+        }
+    }
 }
 
 /// The filter settings of one image, as Image Updater reads them.
@@ -67,8 +82,8 @@ pub enum Dropped {
     OutsideConstraint,
     NoCreated,
     NoDigest,
-    /// Passed every filter, but sorts before the chosen tag.
-    Older,
+    /// Listed, but its manifest is unusable here (the text says why).
+    Unusable(String),
 }
 
 impl Dropped {
@@ -81,7 +96,7 @@ impl Dropped {
             Dropped::OutsideConstraint => "outside the constraint".into(),
             Dropped::NoCreated => "no creation time".into(),
             Dropped::NoDigest => "no digest".into(),
-            Dropped::Older => "older than the chosen tag".into(),
+            Dropped::Unusable(why) => why.clone(),
         }
     }
 }
@@ -90,18 +105,23 @@ impl Dropped {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Selection {
     pub chosen: Option<TagInfo>,
-    /// Every other tag, in input order, with why it lost.
+    /// Every tag that passed every filter, best first: `chosen` is the first.
+    pub candidates: Vec<TagInfo>,
+    /// Every tag filtered out, in input order, with why.
     pub dropped: Vec<(String, Dropped)>,
 }
 
 pub fn select(rules: &Rules<'_>, tags: &[TagInfo]) -> Selection {
     // Upstream keeps tags in a map keyed by name: duplicates collapse (last wins).
     let mut unique: Vec<&TagInfo> = Vec::with_capacity(tags.len());
+    let mut slots: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
     for t in tags {
-        if let Some(slot) = unique.iter_mut().find(|u| u.name == t.name) {
-            *slot = t;
-        } else {
-            unique.push(t);
+        match slots.get(t.name.as_str()) {
+            Some(&i) => unique[i] = t,
+            None => {
+                slots.insert(&t.name, unique.len());
+                unique.push(t);
+            }
         }
     }
     let mut dropped = Vec::new();
@@ -112,7 +132,7 @@ pub fn select(rules: &Rules<'_>, tags: &[TagInfo]) -> Selection {
             None => kept.push(t),
         }
     }
-    let chosen = match rules.strategy {
+    let ranked: Vec<&TagInfo> = match rules.strategy {
         Strategy::Semver => {
             let mut versions: Vec<(Version, &TagInfo)> = Vec::new();
             for t in kept {
@@ -129,7 +149,7 @@ pub fn select(rules: &Rules<'_>, tags: &[TagInfo]) -> Selection {
                 va.compare(vb)
                     .then_with(|| a.name.as_bytes().cmp(b.name.as_bytes()))
             });
-            last_of(versions.into_iter().map(|(_, t)| t).collect(), &mut dropped)
+            versions.into_iter().map(|(_, t)| t).collect()
         }
         Strategy::NewestBuild => {
             let mut dated: Vec<&TagInfo> = Vec::new();
@@ -145,11 +165,11 @@ pub fn select(rules: &Rules<'_>, tags: &[TagInfo]) -> Selection {
                     .cmp(&b.created)
                     .then_with(|| a.name.as_bytes().cmp(b.name.as_bytes()))
             });
-            last_of(dated, &mut dropped)
+            dated
         }
         Strategy::Alphabetical => {
             kept.sort_by(|a, b| a.name.as_bytes().cmp(b.name.as_bytes()));
-            last_of(kept, &mut dropped)
+            kept
         }
         Strategy::Digest => {
             let mut with_digest = Vec::new();
@@ -160,32 +180,43 @@ pub fn select(rules: &Rules<'_>, tags: &[TagInfo]) -> Selection {
                     dropped.push((t.name.clone(), Dropped::NoDigest));
                 }
             }
-            last_of(with_digest, &mut dropped)
+            with_digest
         }
     };
-    let order: Vec<&str> = tags.iter().map(|t| t.name.as_str()).collect();
-    dropped.sort_by_key(|(name, _)| order.iter().position(|n| n == name));
-    Selection { chosen, dropped }
-}
-
-fn last_of(mut sorted: Vec<&TagInfo>, dropped: &mut Vec<(String, Dropped)>) -> Option<TagInfo> {
-    let last = sorted.pop()?;
-    dropped.extend(sorted.into_iter().map(|t| (t.name.clone(), Dropped::Older)));
-    Some(last.clone())
-}
-
-/// Upstream's three filters, in its order: allow, ignore, tracked tag.
-fn filter(rules: &Rules<'_>, t: &TagInfo) -> Option<Dropped> {
-    if let Some(AllowTags::Regexp(re)) = rules.allow {
-        // Go's `regexp.Match` is unanchored, as is `is_match`.
-        if !re.is_match(&t.name) {
-            return Some(Dropped::NotAllowed);
-        }
+    // Sorted ascending, the last wins: best first is the reverse.
+    let candidates: Vec<TagInfo> = ranked.into_iter().rev().cloned().collect();
+    let order: std::collections::HashMap<&str, usize> = tags
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (t.name.as_str(), i))
+        .collect();
+    dropped.sort_by_key(|(name, _)| order.get(name.as_str()).copied());
+    Selection {
+        chosen: candidates.first().cloned(),
+        candidates,
+        dropped,
     }
-    if let Some(p) = rules.ignore.iter().find(|p| glob_match(p, &t.name)) {
+}
+
+/// Upstream's three filters, in its order: allow, ignore, tracked tag; then
+/// whether the tag's metadata is usable (read only for tags that pass).
+fn filter(rules: &Rules<'_>, t: &TagInfo) -> Option<Dropped> {
+    filter_name(rules, &t.name).or_else(|| t.unusable.clone().map(Dropped::Unusable))
+}
+
+/// The filters that look at the name alone: what decides which tags a
+/// registry is asked about.
+pub fn filter_name(rules: &Rules<'_>, name: &str) -> Option<Dropped> {
+    match rules.allow {
+        // Go's `regexp.Match` is unanchored, as is `is_match`.
+        Some(AllowTags::Regexp(re)) if !re.is_match(name) => return Some(Dropped::NotAllowed),
+        Some(AllowTags::Nothing(_)) => return Some(Dropped::NotAllowed),
+        _ => {}
+    }
+    if let Some(p) = rules.ignore.iter().find(|p| glob_match(p, name)) {
         return Some(Dropped::Ignored { pattern: p.clone() });
     }
-    if rules.strategy == Strategy::Digest && rules.tracked != Some(t.name.as_str()) {
+    if rules.strategy == Strategy::Digest && rules.tracked != Some(name) {
         return Some(Dropped::NotTracked);
     }
     None
@@ -332,11 +363,7 @@ mod tests {
     use super::*;
 
     fn tag(name: &str) -> TagInfo {
-        TagInfo {
-            name: name.into(),
-            created: None,
-            digest: None,
-        }
+        TagInfo::named(name)
     }
 
     fn rules(strategy: Strategy, constraint: Option<&Constraint>) -> Rules<'_> {

@@ -1,6 +1,8 @@
 //! Stage 4: gather what the world says, before any decision is made.
 //!
-//! - tag data: snapshot files the estate names (`snapshot "./tags.json"`);
+//! - tag data: snapshot files the estate names (`snapshot "./tags.json"`),
+//!   and live registries for every other image (`live`, over `client`, with
+//!   `credentials` and an on-disk `cache`);
 //! - the previous output: `keelson.lock`, and the images Image Updater wrote
 //!   back into the tree (an overlay's `kustomization.yaml`, or
 //!   `.argocd-source-<app>.yaml` beside it) for stages it updates live.
@@ -8,20 +10,296 @@
 //! This is one of the two stages that do I/O (the other is `write`). What it
 //! returns is plain data, so `select` and `emit` stay pure and testable.
 
+pub mod cache;
+pub mod client;
+pub mod credentials;
+pub mod live;
+
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
 use crate::diagnostic::{Code, Diagnostic, Diagnostics, Loc, Sources};
 use crate::lock::{LOCK_FILE, Lock};
-use crate::model::{AppId, Estate, Manifests, StageId};
+use crate::model::{AppId, Estate, Image, Manifests, StageId};
 use crate::select::strategy::TagInfo;
 
-/// Tags per repository (`registry/path`), and the snapshot each came from.
+/// Tags per repository (`registry/path`), and the snapshot each came from;
+/// and per image, what its registry answered.
 #[derive(Debug, Clone, Default)]
 pub struct TagData {
     pub repos: BTreeMap<String, SnapshotTags>,
+    /// Key: (app, image index in the app).
+    pub live: BTreeMap<(AppId, usize), LiveTags>,
+}
+
+/// An image's tags as its registry listed them, with the metadata its
+/// strategy needs.
+#[derive(Debug, Clone)]
+pub struct LiveTags {
+    pub tags: Vec<TagInfo>,
+    /// The repository as the registry serves it, `host/name`.
+    pub origin: String,
+}
+
+/// Where an image's tags came from.
+pub enum TagSource<'a> {
+    Snapshot {
+        tags: &'a [TagInfo],
+        file: &'a str,
+    },
+    Registry {
+        tags: &'a [TagInfo],
+        origin: &'a str,
+    },
+}
+
+impl TagSource<'_> {
+    pub fn tags(&self) -> &[TagInfo] {
+        match self {
+            TagSource::Snapshot { tags, .. } | TagSource::Registry { tags, .. } => tags,
+        }
+    }
+}
+
+impl TagData {
+    /// The tags known for an image: a snapshot's entry for its repository
+    /// wins over the registry (the registry is then not asked).
+    pub fn for_image(&self, app: AppId, index: usize, image: &Image) -> Option<TagSource<'_>> {
+        if let Some(s) = self.repos.get(&image.repository.value.0) {
+            return Some(TagSource::Snapshot {
+                tags: &s.tags,
+                file: &s.file,
+            });
+        }
+        self.live.get(&(app, index)).map(|l| TagSource::Registry {
+            tags: &l.tags,
+            origin: &l.origin,
+        })
+    }
+}
+
+/// How keelson talks to registries.
+#[derive(Debug, Clone)]
+pub struct RegistryOptions {
+    pub client: client::ClientOptions,
+    /// `None`: no disk cache.
+    pub cache_dir: Option<PathBuf>,
+    /// Requests in flight at once.
+    pub jobs: usize,
+    /// Draw a progress bar (on a terminal).
+    pub progress: bool,
+}
+
+impl Default for RegistryOptions {
+    fn default() -> Self {
+        RegistryOptions {
+            client: client::ClientOptions::default(),
+            cache_dir: cache::Cache::default_dir(),
+            jobs: 8,
+            progress: false,
+        }
+    }
+}
+
+/// Requests sent to registries during one compile, for `--verbose` output
+/// and the benchmark.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RequestStats {
+    pub tag_pages: u64,
+    pub manifests: u64,
+    pub blobs: u64,
+    pub tokens: u64,
+    pub retries: u64,
+}
+
+impl RequestStats {
+    pub fn total(&self) -> u64 {
+        self.tag_pages + self.manifests + self.blobs + self.tokens
+    }
+}
+
+/// The API base and name of an image's repository: the estate's registry
+/// (`api-url`, `default-namespace`) when one serves it, else the image's own
+/// host (`https://`, or `http://` on loopback, as Docker allows), Docker Hub
+/// for an image without one.
+pub fn repo_ref(estate: &Estate, image: &Image) -> client::RepoRef {
+    let full = &image.repository.value.0;
+    let registry = image.registry.map(|r| estate.registry(r));
+    let (host, path) = match image.repository.value.registry_host() {
+        Some(h) => (h.to_string(), full[h.len() + 1..].to_string()),
+        None => (String::new(), full.clone()),
+    };
+    // Image Updater matches a registry's prefix against the image's host;
+    // the name in the registry is the rest.
+    let api = match registry {
+        Some(r) => r.api_url.trim_end_matches('/').to_string(),
+        None => default_api(&host),
+    };
+    let namespace = registry
+        .and_then(|r| r.default_namespace.clone())
+        .or_else(|| (host.is_empty() || host == "docker.io").then(|| "library".to_string()));
+    let name = match namespace {
+        Some(ns) if !path.contains('/') => format!("{ns}/{path}"),
+        _ => path,
+    };
+    client::RepoRef {
+        api,
+        name,
+        shown: full.clone(),
+    }
+}
+
+/// The API base for a registry host with no `registry` node.
+pub fn default_api(host: &str) -> String {
+    match host {
+        "" | "docker.io" | "index.docker.io" => "https://registry-1.docker.io".into(),
+        h if h == "localhost"
+            || h.starts_with("localhost:")
+            || h.starts_with("127.")
+            || h.starts_with("[::1]") =>
+        {
+            format!("http://{h}")
+        }
+        h => format!("https://{h}"),
+    }
+}
+
+/// Asks the registries for every image that needs tags and has no snapshot
+/// entry: images of stages that take them from the registry, unless pinned
+/// there. Failures are diagnostics at the image's repository.
+pub fn read_registries(
+    estate: &Estate,
+    data: &mut TagData,
+    options: &RegistryOptions,
+    diags: &mut Diagnostics,
+) -> RequestStats {
+    use crate::model::StageSource;
+    let empty_constraint_checks = crate::select::empty_constraint_checks(estate);
+    let mut needed: Vec<(AppId, usize)> = Vec::new();
+    for (ai, app) in estate.apps.iter().enumerate() {
+        for (ii, image) in app.images.iter().enumerate() {
+            if data.repos.contains_key(&image.repository.value.0) {
+                continue;
+            }
+            let needs = app.deployments.iter().any(|d| {
+                matches!(
+                    estate.stage(d.stage.value).source,
+                    StageSource::Registry { .. }
+                ) && !d.pins.iter().any(|p| p.image == ii)
+            });
+            if needs {
+                needed.push((AppId(ai as u32), ii));
+            }
+        }
+    }
+    if needed.is_empty() {
+        return RequestStats::default();
+    }
+    let ignores: Vec<Vec<String>> = needed
+        .iter()
+        .map(|&(a, i)| {
+            estate.app(a).images[i]
+                .ignore_tags
+                .iter()
+                .map(|p| p.value.clone())
+                .collect()
+        })
+        .collect();
+    let queries: Vec<live::Query<'_>> = needed
+        .iter()
+        .zip(&ignores)
+        .map(|(&(a, i), ignore)| {
+            let image = &estate.app(a).images[i];
+            let platforms: Vec<live::Platform> = image
+                .platforms
+                .iter()
+                .filter_map(|p| live::Platform::parse(&p.value))
+                .collect();
+            live::Query {
+                repo: repo_ref(estate, image),
+                rules: crate::select::strategy::Rules::of(image, ignore, empty_constraint_checks),
+                platforms: if platforms.is_empty() {
+                    live::Platform::default_wanted()
+                } else {
+                    platforms
+                },
+            }
+        })
+        .collect();
+    let hosts: Vec<(String, Option<usize>)> = needed
+        .iter()
+        .zip(&queries)
+        .map(|(&(a, i), q)| {
+            (
+                q.repo.host().to_string(),
+                estate.app(a).images[i].registry.map(|r| r.0 as usize),
+            )
+        })
+        .collect();
+    let client = client::Client::new(
+        options.client.clone(),
+        credentials::for_estate(estate, &hosts),
+    );
+    let cache = cache::Cache::new(options.cache_dir.clone());
+    let bar = options.progress.then(|| {
+        let bar = indicatif::ProgressBar::new(0);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{spinner} reading tags {bar:30} {pos}/{len} repositories ({elapsed})",
+            )
+            .expect("static template"),
+        );
+        bar
+    });
+    let progress = |done: usize, total: usize| {
+        if let Some(b) = &bar {
+            b.set_length(total as u64);
+            b.set_position(done as u64);
+        }
+    };
+    let answers = live::fetch(&client, &cache, &queries, options.jobs, &progress);
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    let mut reported = std::collections::BTreeSet::new();
+    for ((&(a, i), q), answer) in needed.iter().zip(&queries).zip(answers) {
+        let image = &estate.app(a).images[i];
+        match answer {
+            Ok(tags) => {
+                data.live.insert(
+                    (a, i),
+                    LiveTags {
+                        tags,
+                        origin: format!("{}/{}", q.repo.host(), q.repo.name),
+                    },
+                );
+            }
+            // One report per repository and failure, at its first image.
+            Err(e) => {
+                if reported.insert((q.repo.clone(), e.to_string())) {
+                    diags.push(
+                        Diagnostic::error(
+                            Code::RegistryUnavailable,
+                            image.repository.loc,
+                            e.to_string(),
+                        )
+                        .with_help(e.help()),
+                    );
+                }
+            }
+        }
+    }
+    let c = &client.counts;
+    let load = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
+    RequestStats {
+        tag_pages: load(&c.tag_pages),
+        manifests: load(&c.manifests),
+        blobs: load(&c.blobs),
+        tokens: load(&c.tokens),
+        retries: load(&c.retries),
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -116,6 +394,7 @@ pub fn read_snapshots(estate: &Estate, sources: &mut Sources, diags: &mut Diagno
                     name: t.name,
                     created,
                     digest: t.digest,
+                    unusable: None,
                 });
             }
             if let Some(prev) = data.repos.get(&repo) {
