@@ -21,4 +21,19 @@ if ! command -v "${KUBECTL:-kubectl}" >/dev/null; then
     exit 1
 fi
 
+# The registry tests run the real CNCF distribution registry (Debian's
+# `docker-registry`) on 127.0.0.1. Install it when it is missing; fail loudly
+# when that is impossible rather than skip those tests.
+if ! command -v docker-registry >/dev/null; then
+    echo "installing docker-registry (the registry tests run it on 127.0.0.1)" >&2
+    if [ "$(id -u)" -eq 0 ]; then SUDO=""; else SUDO="sudo"; fi
+    $SUDO apt-get update -qq >/dev/null
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq docker-registry >/dev/null
+fi
+command -v docker-registry >/dev/null || {
+    echo "error: docker-registry is not installed and could not be installed; the registry tests need it" >&2
+    echo "  help: apt-get install -y docker-registry" >&2
+    exit 1
+}
+
 cargo test --workspace --locked
