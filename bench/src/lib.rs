@@ -1,5 +1,7 @@
 //! Generates estates of any size for benchmarks and scale tests.
 
+pub mod registry;
+
 use std::fmt::Write as _;
 use std::path::Path;
 

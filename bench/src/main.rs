@@ -1,4 +1,6 @@
 //! `cargo run --release -p keelson-bench -- [check] [--apps N,N,…] [--runs R]`
+//! `cargo run --release -p keelson-bench -- registry [--repos R] [--tags T] [--jobs J]`
+//! (see `registry.rs`; the default is 1,000 repositories × 200 tags).
 //!
 //! For each size, generates an estate of N apps × 3 stages and reports the
 //! median wall time of `keelson check` beside two baselines measured in the
@@ -46,6 +48,9 @@ fn fmt_ms(d: Duration) -> String {
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("registry") {
+        return registry(&args[1..]);
+    }
     let mut sizes = vec![100usize, 1_000, 10_000];
     let mut runs = 5usize;
     let mut i = 0;
@@ -124,4 +129,31 @@ fn main() {
         );
     }
     let _ = std::fs::remove_dir_all(&base);
+}
+
+/// `keelson-bench registry [--repos R] [--tags T] [--jobs J]`.
+fn registry(args: &[String]) {
+    let mut a = keelson_bench::registry::Args {
+        repos: 1_000,
+        tags: 200,
+        jobs: 8,
+    };
+    let mut i = 0;
+    while i < args.len() {
+        let value = || -> usize {
+            args.get(i + 1)
+                .and_then(|v| v.parse().ok())
+                .unwrap_or_else(|| panic!("{} takes a number", args[i]))
+        };
+        match args[i].as_str() {
+            "--repos" => a.repos = value(),
+            "--tags" => a.tags = value(),
+            "--jobs" => a.jobs = value(),
+            other => panic!(
+                "unknown argument {other}; usage: keelson-bench registry [--repos R] [--tags T] [--jobs J]"
+            ),
+        }
+        i += 2;
+    }
+    keelson_bench::registry::run(&a);
 }
