@@ -69,6 +69,10 @@ pub fn run(args: &Args) {
         .collect();
 
     let baseline = baseline(&repos, args.jobs);
+    let tag_names: Vec<String> = (0..args.tags)
+        .map(|t| format!("1.{}.{}", t / 10, t % 10))
+        .collect();
+    let floor = manifests_floor(&repos, &tag_names, args.jobs);
     let cache_dir = tempfile::tempdir().expect("a temp dir");
     let star = Constraint::parse("*").expect("static");
     let newest = |cache: &Cache| resolve(&repos, cache, args.jobs, Strategy::NewestBuild, None);
@@ -95,6 +99,7 @@ pub fn run(args: &Args) {
         );
     };
     row("baseline: tag lists, bare client", &baseline);
+    row("floor: tag lists + every manifest, bare client", &floor);
     row("newest-build, cold cache", &cold);
     row("newest-build, warm cache", &warm);
     row("semver (no per-tag requests)", &semver);
@@ -129,8 +134,11 @@ fn resolve(
         .iter()
         .zip(&answers)
         .filter(|(q, a)| {
-            a.as_ref()
-                .is_ok_and(|tags| keelson::select::strategy::select(&q.rules, tags).chosen.is_some())
+            a.as_ref().is_ok_and(|tags| {
+                keelson::select::strategy::select(&q.rules, tags)
+                    .chosen
+                    .is_some()
+            })
         })
         .count();
     if let Some(Err(e)) = answers.iter().find(|a| a.is_err()) {
@@ -140,6 +148,39 @@ fn resolve(
         time,
         requests: client.counts.total(),
         chosen,
+    }
+}
+
+/// Every tag list and every tag's manifest, with a bare client: the least a
+/// warm `newest-build` must ask (tags move, so each is read).
+fn manifests_floor(repos: &[RepoRef], tags: &[String], jobs: usize) -> Measured {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .max_idle_connections_per_host(jobs.max(1))
+        .build()
+        .into();
+    let urls: Vec<String> = repos
+        .iter()
+        .flat_map(|r| {
+            std::iter::once(format!("{}/v2/{}/tags/list", r.api, r.name)).chain(
+                tags.iter()
+                    .map(move |t| format!("{}/v2/{}/manifests/{t}", r.api, r.name)),
+            )
+        })
+        .collect();
+    let started = Instant::now();
+    let lengths = live::parallel(&urls, jobs, |url| {
+        let mut response = agent
+            .get(url)
+            .header("Accept", "application/vnd.oci.image.manifest.v1+json")
+            .call()
+            .expect("the registry answers");
+        response.body_mut().read_to_vec().expect("a body").len()
+    });
+    assert!(lengths.iter().all(|&l| l > 0));
+    Measured {
+        time: started.elapsed(),
+        requests: urls.len() as u64,
+        chosen: repos.len(),
     }
 }
 

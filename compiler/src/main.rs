@@ -161,7 +161,8 @@ impl RegistryArgs {
 
 fn parse_strategy(s: &str) -> Result<keelson::model::Strategy, String> {
     use keelson::model::Strategy;
-    match s {
+    // Image Updater lower-cases the name first.
+    match s.to_ascii_lowercase().as_str() {
         "semver" => Ok(Strategy::Semver),
         "newest-build" | "latest" => Ok(Strategy::NewestBuild),
         "alphabetical" | "name" => Ok(Strategy::Alphabetical),

@@ -55,14 +55,17 @@ pub fn check(req: &Request) -> Result<Checked, String> {
     let mut warnings = Vec::new();
     let (constraint, tracked) = match req.strategy {
         Strategy::Semver => {
-            let text = req.constraint.as_deref().unwrap_or("").trim();
+            // Only an empty constraint is `*`; upstream parses anything
+            // else as written, so blanks are an invalid constraint.
+            let text = req.constraint.as_deref().unwrap_or("");
             let text = if text.is_empty() { "*" } else { text };
             let c = Constraint::parse(text).map_err(|e| {
                 format!("`{text}` is not a semver constraint ({e}); Image Updater would not update this image")
             })?;
             (Some(c), None)
         }
-        Strategy::Digest => match req.constraint.as_deref().map(str::trim) {
+        // Upstream compares the tracked tag byte for byte.
+        Strategy::Digest => match req.constraint.as_deref() {
             Some(t) if !t.is_empty() => (None, Some(t.to_string())),
             _ => {
                 return Err(

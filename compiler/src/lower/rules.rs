@@ -322,10 +322,8 @@ pub fn go_glob(pattern: &str) -> Result<(), String> {
                     let lo = class_char(&chars, &mut i)?;
                     if i < chars.len() && chars[i] == '-' {
                         i += 1;
-                        let hi = class_char(&chars, &mut i)?;
-                        if hi < lo {
-                            return Err(format!("the range `{lo}-{hi}` is backwards"));
-                        }
+                        // Go accepts a backwards range (`z-a`): it holds nothing.
+                        let _hi = class_char(&chars, &mut i)?;
                     }
                 }
             }
@@ -487,7 +485,7 @@ mod tests {
         assert!(go_glob("*-debug").is_ok());
         assert!(go_glob("[a-z]*").is_ok());
         assert!(go_glob("[").is_err());
-        assert!(go_glob("[z-a]").is_err());
+        assert!(go_glob("[z-a]").is_ok(), "Go accepts a backwards range");
         assert!(go_glob("a\\").is_err());
     }
 

@@ -296,14 +296,14 @@ fn class(p: &[char], c: Option<char>) -> Option<(bool, usize)> {
         } else {
             lo
         };
-        if hi < lo {
-            return None;
-        }
+        // Go checks no order: a backwards range such as `z-a` is valid and
+        // contains nothing (so `[^z-a]` is any character).
         if c.is_some_and(|c| lo <= c && c <= hi) {
             matched = true;
         }
     }
-    Some((matched != negated && c.is_some_and(|c| c != '/'), i))
+    // Unlike `*` and `?`, a class may match the separator `/` in Go.
+    Some((matched != negated && c.is_some(), i))
 }
 
 fn class_char(p: &[char], i: &mut usize) -> Option<char> {
@@ -414,5 +414,24 @@ mod tests {
         assert!(!glob_match("[", "["));
         assert!(glob_match("\\*", "*"));
         assert!(glob_match("?.0", "1.0"));
+    }
+
+    #[test]
+    fn globs_read_classes_as_go_does() {
+        // A backwards range is no syntax error in Go: it holds nothing.
+        assert!(!glob_match("[z-a]*", "a1"));
+        assert!(glob_match("[^z-a]*", "a1"));
+        assert!(glob_match("[^9-0]", "x"));
+        // A class is no path element: it may match `/`.
+        assert!(glob_match("a[/]b", "a/b"));
+        assert!(glob_match("a[^x]b", "a/b"));
+        assert!(!glob_match("a?b", "a/b"));
+        assert!(!glob_match("a*b", "a/b"));
+        // Still malformed: an unclosed or empty class, a lone `-` or `\\`.
+        assert!(!glob_match("[a", "a"));
+        assert!(!glob_match("[]a]", "a"));
+        assert!(!glob_match("[-a]", "a"));
+        assert!(!glob_match("[a-]", "a"));
+        assert!(!glob_match("a\\", "a"));
     }
 }

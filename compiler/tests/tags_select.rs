@@ -1,0 +1,210 @@
+//! The tag-selection corpus: every directory under `tests/select/` is one run
+//! of `keelson tags select`, and its expected output, derived from Argo CD
+//! Image Updater's and Masterminds/semver's own code and tests.
+//!
+//! A case holds:
+//!
+//! - `args`: the arguments after `keelson tags select`, one per line (every
+//!   line is one argument, an empty line an empty argument); the runner adds
+//!   `--from-file tags.json --format json` and runs in the case directory;
+//! - `tags.json`: the tags, `[{"name", "created", "digest"}]`;
+//! - `expected.json`: stdout of a successful run (exit 0), and then
+//!   `expected.stderr` when the run warns (without it, stderr must be empty);
+//!   or `expected.err`: `exit: N` on the first line, then stderr, for a run
+//!   that fails;
+//! - `source`: where the expectation comes from upstream.
+//!
+//! `KEELSON_BLESS=1 cargo test -p keelson --test tags_select` rewrites the
+//! expectation files; review every line against upstream before committing.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use libtest_mimic::{Arguments, Failed, Trial};
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("compiler/ has a parent")
+        .to_path_buf()
+}
+
+fn bless() -> bool {
+    std::env::var_os("KEELSON_BLESS").is_some_and(|v| v == "1")
+}
+
+fn subdirs(dir: &Path) -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("reading {}: {e}", dir.display()))
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_dir())
+        .collect();
+    out.sort();
+    out
+}
+
+/// Compares `actual` with the golden file, or writes it when blessing; the
+/// same convention and message as `keelson_tests::compare_golden`.
+fn compare_golden(golden: &Path, actual: &str) -> Result<(), String> {
+    if bless() {
+        std::fs::write(golden, actual).map_err(|e| format!("writing {}: {e}", golden.display()))?;
+        return Ok(());
+    }
+    let expected = match std::fs::read_to_string(golden) {
+        Ok(s) => s,
+        Err(_) => {
+            return Err(format!(
+                "{} is missing; every case needs its expectation (run with KEELSON_BLESS=1 to write it)\nactual:\n{actual}",
+                golden.display()
+            ));
+        }
+    };
+    if expected == actual {
+        return Ok(());
+    }
+    let mut msg = format!(
+        "{} differs (KEELSON_BLESS=1 rewrites it):\n",
+        golden.display()
+    );
+    let (e, a): (Vec<&str>, Vec<&str>) = (expected.lines().collect(), actual.lines().collect());
+    for i in 0..e.len().max(a.len()) {
+        match (e.get(i), a.get(i)) {
+            (Some(x), Some(y)) if x == y => {}
+            (x, y) => {
+                msg.push_str(&format!(
+                    "  line {}:\n    expected: {}\n    actual:   {}\n",
+                    i + 1,
+                    x.unwrap_or(&"<none>"),
+                    y.unwrap_or(&"<none>")
+                ));
+            }
+        }
+    }
+    Err(msg)
+}
+
+/// The arguments of a case: one per line; the file's final newline ends the
+/// last argument rather than starting an empty one.
+fn read_args(dir: &Path) -> Result<Vec<String>, String> {
+    let path = dir.join("args");
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| format!("{}: {e}; every case needs its arguments", path.display()))?;
+    let text = text.strip_suffix('\n').unwrap_or(&text);
+    if text.is_empty() {
+        return Ok(Vec::new());
+    }
+    Ok(text.split('\n').map(str::to_string).collect())
+}
+
+fn remove_if_present(path: &Path) -> Result<(), String> {
+    match std::fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(format!("removing {}: {e}", path.display())),
+    }
+}
+
+fn run_case(dir: &Path) -> Result<(), Failed> {
+    let args = read_args(dir)?;
+    if !dir.join("tags.json").is_file() {
+        return Err(format!("{} has no tags.json", dir.display()).into());
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_keelson"))
+        .args(["tags", "select"])
+        .args(&args)
+        .args(["--from-file", "tags.json", "--format", "json"])
+        .current_dir(dir)
+        .env("NO_COLOR", "1")
+        .output()
+        .map_err(|e| format!("running keelson: {e}"))?;
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let code = out.status.code();
+    let (json, err, warnings) = (
+        dir.join("expected.json"),
+        dir.join("expected.err"),
+        dir.join("expected.stderr"),
+    );
+
+    if bless() {
+        if code == Some(0) {
+            compare_golden(&json, &stdout)?;
+            remove_if_present(&err)?;
+            if stderr.is_empty() {
+                remove_if_present(&warnings)?;
+            } else {
+                compare_golden(&warnings, &stderr)?;
+            }
+        } else {
+            let code = code.map_or_else(|| "signal".to_string(), |c| c.to_string());
+            compare_golden(&err, &format!("exit: {code}\n{stderr}"))?;
+            remove_if_present(&json)?;
+            remove_if_present(&warnings)?;
+        }
+        return Ok(());
+    }
+
+    let ran = || {
+        format!(
+            "keelson tags select {} --from-file tags.json --format json\nexit: {}\nstdout:\n{stdout}stderr:\n{stderr}",
+            args.iter()
+                .map(|a| format!("'{a}'"))
+                .collect::<Vec<_>>()
+                .join(" "),
+            code.map_or_else(|| "signal".to_string(), |c| c.to_string()),
+        )
+    };
+    match (json.is_file(), err.is_file()) {
+        (true, true) => Err(format!(
+            "{} has both expected.json and expected.err; keep one",
+            dir.display()
+        )
+        .into()),
+        (false, false) => Err(format!(
+            "{} has no expected.json or expected.err; every case needs its expectation (run with KEELSON_BLESS=1 to write it)\n{}",
+            dir.display(),
+            ran()
+        )
+        .into()),
+        (true, false) => {
+            if code != Some(0) {
+                return Err(format!("expected exit 0\n{}", ran()).into());
+            }
+            compare_golden(&json, &stdout)?;
+            if warnings.is_file() {
+                compare_golden(&warnings, &stderr)?;
+            } else if !stderr.is_empty() {
+                return Err(format!(
+                    "stderr must be empty without {}:\n{stderr}",
+                    warnings.display()
+                )
+                .into());
+            }
+            Ok(())
+        }
+        (false, true) => {
+            if code == Some(0) {
+                return Err(format!("expected a failure\n{}", ran()).into());
+            }
+            if !stdout.is_empty() {
+                return Err(format!("a failure prints nothing on stdout\n{}", ran()).into());
+            }
+            let code = code.map_or_else(|| "signal".to_string(), |c| c.to_string());
+            compare_golden(&err, &format!("exit: {code}\n{stderr}"))?;
+            Ok(())
+        }
+    }
+}
+
+fn main() {
+    let args = Arguments::from_args();
+    let root = repo_root().join("tests/select");
+    let trials: Vec<Trial> = subdirs(&root)
+        .into_iter()
+        .map(|dir| {
+            let name = format!("select::{}", dir.file_name().unwrap().to_string_lossy());
+            Trial::test(name, move || run_case(&dir))
+        })
+        .collect();
+    libtest_mimic::run(&args, trials).exit();
+}
