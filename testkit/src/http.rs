@@ -172,7 +172,7 @@ fn serve_connection(stream: TcpStream, handler: &Handler, stop: &AtomicBool) {
     };
     let mut reader = BufReader::new(stream);
     loop {
-        let req = match read_request(&mut reader) {
+        let req = match read_request(&mut reader, &mut writer) {
             Ok(Some(r)) => r,
             Ok(None) => return,
             Err(_) => {
@@ -203,7 +203,9 @@ fn serve_connection(stream: TcpStream, handler: &Handler, stop: &AtomicBool) {
 }
 
 /// Reads one request; `Ok(None)` when the client closed the connection between requests.
-fn read_request(r: &mut impl BufRead) -> io::Result<Option<Request>> {
+/// Answers `Expect: 100-continue` (curl sends it for bodies over 1 KiB and would otherwise wait
+/// a second before sending the body).
+fn read_request(r: &mut impl BufRead, w: &mut impl Write) -> io::Result<Option<Request>> {
     let mut line = String::new();
     // Tolerate stray empty lines between requests (RFC 9112 §2.2).
     loop {
@@ -219,6 +221,11 @@ fn read_request(r: &mut impl BufRead) -> io::Result<Option<Request>> {
     let (Some(method), Some(target), Some(version)) = (parts.next(), parts.next(), parts.next())
     else {
         return Err(bad("malformed request line"));
+    };
+    // A client that treats us as a forward proxy sends the absolute form: keep path and query.
+    let target = match target.split_once("://") {
+        Some((_, rest)) if target.starts_with("http") => rest.find('/').map_or("/", |i| &rest[i..]),
+        _ => target,
     };
     let (method, target, version) = (method.to_string(), target.to_string(), version.to_string());
     let mut headers = Vec::new();
@@ -251,6 +258,10 @@ fn read_request(r: &mut impl BufRead) -> io::Result<Option<Request>> {
     } else {
         connection.contains("close")
     };
+    if get("expect").is_some_and(|e| e == "100-continue") {
+        w.write_all(b"HTTP/1.1 100 Continue\r\n\r\n")?;
+        w.flush()?;
+    }
     let body = if get("transfer-encoding").is_some_and(|t| t.contains("chunked")) {
         read_chunked(r)?
     } else if let Some(len) = get("content-length") {
@@ -431,10 +442,31 @@ mod tests {
     #[test]
     fn chunked_request() {
         let raw = b"PUT /x?a=1 HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2;x=y\r\nde\r\n0\r\n\r\n";
-        let req = read_request(&mut &raw[..]).unwrap().unwrap();
+        let mut out = Vec::new();
+        let req = read_request(&mut &raw[..], &mut out).unwrap().unwrap();
+        assert!(out.is_empty());
         assert_eq!(req.body, b"abcde");
         assert_eq!(req.path(), "/x");
         assert_eq!(req.query(), vec![("a".into(), "1".into())]);
         assert!(!req.close);
+    }
+
+    #[test]
+    fn absolute_form() {
+        let raw = b"GET http://127.0.0.1:5000/v2/a/tags/list?n=1 HTTP/1.1\r\n\r\n";
+        let req = read_request(&mut &raw[..], &mut Vec::new())
+            .unwrap()
+            .unwrap();
+        assert_eq!(req.target, "/v2/a/tags/list?n=1");
+    }
+
+    #[test]
+    fn expect_continue() {
+        let raw = b"PUT /x HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 2\r\nConnection: close\r\n\r\nhi";
+        let mut out = Vec::new();
+        let req = read_request(&mut &raw[..], &mut out).unwrap().unwrap();
+        assert_eq!(out, b"HTTP/1.1 100 Continue\r\n\r\n");
+        assert_eq!(req.body, b"hi");
+        assert!(req.close);
     }
 }

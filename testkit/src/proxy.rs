@@ -188,7 +188,9 @@ impl Proxy {
     /// The number of logged requests whose path-with-query contains `path_contains`.
     pub fn count(&self, path_contains: &str) -> usize {
         let log = self.state.log.lock().unwrap();
-        log.iter().filter(|l| l.path.contains(path_contains)).count()
+        log.iter()
+            .filter(|l| l.path.contains(path_contains))
+            .count()
     }
 
     /// The number of logged requests with `method` whose path contains `path_contains`.
@@ -273,7 +275,10 @@ fn tags_list_name(req: &Request) -> Option<&str> {
     if req.method != "GET" {
         return None;
     }
-    let name = req.path().strip_prefix("/v2/")?.strip_suffix("/tags/list")?;
+    let name = req
+        .path()
+        .strip_prefix("/v2/")?
+        .strip_suffix("/tags/list")?;
     (!name.is_empty()).then_some(name)
 }
 
@@ -304,10 +309,10 @@ fn forward(state: &State, req: &Request) -> Response {
             b = b.header(k.as_str(), v.as_str());
         }
     }
-    if let Some(host) = req.header("host") {
-        if req.header("x-forwarded-host").is_none() {
-            b = b.header("X-Forwarded-Host", host);
-        }
+    if let Some(host) = req.header("host")
+        && req.header("x-forwarded-host").is_none()
+    {
+        b = b.header("X-Forwarded-Host", host);
     }
     let no_body = req.body.is_empty() && matches!(req.method.as_str(), "GET" | "HEAD" | "DELETE");
     let result = match (no_body, b) {
@@ -325,7 +330,12 @@ fn forward(state: &State, req: &Request) -> Response {
         .headers()
         .iter()
         .filter(|(k, _)| !hop_by_hop(k.as_str()) || (head && k.as_str() == "content-length"))
-        .map(|(k, v)| (k.to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+        .map(|(k, v)| {
+            (
+                k.to_string(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            )
+        })
         .collect();
     let body = if head {
         Vec::new()
@@ -365,7 +375,12 @@ fn paginate(state: &State, req: &Request, name: &str, page: usize) -> Response {
         .headers()
         .iter()
         .filter(|(k, _)| !hop_by_hop(k.as_str()))
-        .map(|(k, v)| (k.to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+        .map(|(k, v)| {
+            (
+                k.to_string(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            )
+        })
         .collect();
     let body = upstream
         .body_mut()
@@ -387,7 +402,11 @@ fn paginate(state: &State, req: &Request, name: &str, page: usize) -> Response {
     };
     let mut tags: Vec<String> = v["tags"]
         .as_array()
-        .map(|a| a.iter().filter_map(|t| t.as_str().map(String::from)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|t| t.as_str().map(String::from))
+                .collect()
+        })
         .unwrap_or_default();
     tags.sort();
     tags.dedup();
@@ -404,16 +423,16 @@ fn paginate(state: &State, req: &Request, name: &str, page: usize) -> Response {
     let shown = &rest[..n.min(rest.len())];
     let mut resp = Response::json(200, json!({"name": name, "tags": shown}).to_string())
         .with_header("Docker-Distribution-API-Version", "registry/2.0");
-    if rest.len() > shown.len() {
-        if let Some(last) = shown.last() {
-            resp = resp.with_header(
-                "Link",
-                &format!(
-                    "</v2/{name}/tags/list?last={}&n={n}>; rel=\"next\"",
-                    percent_encode(last)
-                ),
-            );
-        }
+    if rest.len() > shown.len()
+        && let Some(last) = shown.last()
+    {
+        resp = resp.with_header(
+            "Link",
+            &format!(
+                "</v2/{name}/tags/list?last={}&n={n}>; rel=\"next\"",
+                percent_encode(last)
+            ),
+        );
     }
     resp
 }
@@ -433,7 +452,7 @@ fn error_body(code: u16) -> String {
         405 => ("UNSUPPORTED", "the operation is unsupported"),
         429 => ("TOOMANYREQUESTS", "too many requests"),
         500 => ("UNKNOWN", "unknown error"),
-        502 | 503 | 504 => ("UNAVAILABLE", "service unavailable"),
+        502..=504 => ("UNAVAILABLE", "service unavailable"),
         _ => ("UNKNOWN", "unknown error"),
     };
     json!({"errors": [{"code": name, "message": message, "detail": null}]}).to_string()

@@ -8,6 +8,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use base64::Engine;
@@ -16,6 +17,30 @@ use ureq::http;
 
 use crate::http::percent_encode;
 use crate::image::{IndexKind, LAYER_GZ, TestImage, index_bytes, sha256_digest};
+
+/// What the push helpers have sent so far ([`crate::Registry::push_stats`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PushStats {
+    /// HTTP requests to the registry (token requests not included).
+    pub requests: usize,
+    /// Blobs uploaded (a POST and a PUT each).
+    pub uploads: usize,
+    /// Blobs mounted from another repository (one POST each).
+    pub mounts: usize,
+    /// Manifests and indexes PUT.
+    pub manifests: usize,
+    /// Tokens fetched from the token server.
+    pub tokens: usize,
+}
+
+#[derive(Default)]
+struct Counters {
+    requests: AtomicUsize,
+    uploads: AtomicUsize,
+    mounts: AtomicUsize,
+    manifests: AtomicUsize,
+    tokens: AtomicUsize,
+}
 
 /// How the pusher authenticates.
 pub(crate) enum PushAuth {
@@ -34,6 +59,7 @@ pub(crate) struct Pusher {
     tokens: Mutex<HashMap<String, String>>,
     /// The realm and service of the registry's Bearer challenge, once seen.
     challenge: Mutex<Option<(String, String)>>,
+    counters: Counters,
 }
 
 #[derive(Default)]
@@ -78,6 +104,20 @@ impl Pusher {
             blobs: Mutex::default(),
             tokens: Mutex::default(),
             challenge: Mutex::default(),
+            counters: Counters::default(),
+        }
+    }
+
+    /// The counts so far.
+    pub fn stats(&self) -> PushStats {
+        let c = &self.counters;
+        let get = |a: &AtomicUsize| a.load(Ordering::Relaxed);
+        PushStats {
+            requests: get(&c.requests),
+            uploads: get(&c.uploads),
+            mounts: get(&c.mounts),
+            manifests: get(&c.manifests),
+            tokens: get(&c.tokens),
         }
     }
 
@@ -94,7 +134,13 @@ impl Pusher {
     }
 
     /// Pushes each image by digest, then the index under `tag`; returns the index digest.
-    pub fn push_index(&self, repo: &str, tag: &str, images: &[TestImage], kind: IndexKind) -> String {
+    pub fn push_index(
+        &self,
+        repo: &str,
+        tag: &str,
+        images: &[TestImage],
+        kind: IndexKind,
+    ) -> String {
         for img in images {
             self.push_image(repo, &img.digest(), img);
         }
@@ -104,22 +150,16 @@ impl Pusher {
     fn put_manifest(&self, repo: &str, reference: &str, bytes: &[u8], media: &str) -> String {
         let digest = sha256_digest(bytes);
         let url = format!("{}/v2/{repo}/manifests/{reference}", self.base);
-        let a = self.send(
-            "PUT",
-            &url,
-            Some(media),
-            bytes,
-            &push_scope(repo, None),
-        );
+        let a = self.send("PUT", &url, Some(media), bytes, &push_scope(repo, None));
         if a.status != 201 {
-            panic!(
-                "PUT {url} answered {}: {}",
-                a.status,
-                a.text()
-            );
+            panic!("PUT {url} answered {}: {}", a.status, a.text());
         }
+        self.counters.manifests.fetch_add(1, Ordering::Relaxed);
         let sent = a.header("docker-content-digest").unwrap_or("");
-        assert_eq!(sent, digest, "registry's Docker-Content-Digest for {repo}:{reference}");
+        assert_eq!(
+            sent, digest,
+            "registry's Docker-Content-Digest for {repo}:{reference}"
+        );
         digest
     }
 
@@ -150,7 +190,9 @@ impl Pusher {
         let a = self.send("POST", &url, None, b"", &scope);
         match a.status {
             // Mounted: nothing to send.
-            201 => {}
+            201 => {
+                self.counters.mounts.fetch_add(1, Ordering::Relaxed);
+            }
             // A session: a failed mount also opens one, so falling back costs nothing.
             202 => {
                 let location = a
@@ -174,12 +216,16 @@ impl Pusher {
                 if a.status != 201 {
                     panic!("PUT {put} answered {}: {}", a.status, a.text());
                 }
+                self.counters.uploads.fetch_add(1, Ordering::Relaxed);
             }
             s => panic!("POST {url} answered {s}: {}", a.text()),
         }
         let mut blobs = self.blobs.lock().unwrap();
         blobs.linked.insert((repo.to_string(), digest.clone()));
-        blobs.source.entry(digest).or_insert_with(|| repo.to_string());
+        blobs
+            .source
+            .entry(digest)
+            .or_insert_with(|| repo.to_string());
     }
 
     /// Sends a request with credentials, answering one Bearer challenge by fetching a token.
@@ -198,6 +244,7 @@ impl Pusher {
         };
         let mut retried = false;
         loop {
+            self.counters.requests.fetch_add(1, Ordering::Relaxed);
             let a = self.raw(method, url, content_type, body, authorization.as_deref());
             if a.status != 401 || retried {
                 return a;
@@ -215,8 +262,7 @@ impl Pusher {
                 return a;
             }
             let get = |k: &str| params.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
-            let (Some(realm), service) = (get("realm"), get("service").unwrap_or_default())
-            else {
+            let (Some(realm), service) = (get("realm"), get("service").unwrap_or_default()) else {
                 return a;
             };
             *self.challenge.lock().unwrap() = Some((realm.clone(), service.clone()));
@@ -261,6 +307,7 @@ impl Pusher {
         for s in scopes {
             url += &format!("&scope={}", percent_encode(s));
         }
+        self.counters.tokens.fetch_add(1, Ordering::Relaxed);
         let a = self.raw("GET", &url, None, b"", Some(&format!("Basic {basic}")));
         if a.status != 200 {
             panic!("token request {url} answered {}: {}", a.status, a.text());

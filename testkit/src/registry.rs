@@ -3,16 +3,23 @@
 
 use std::fs;
 use std::net::TcpListener;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, OnceLock, mpsc};
 use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
 
 use crate::image::{IndexKind, TestImage};
-use crate::push::{PushAuth, Pusher, basic};
+use crate::push::{PushAuth, PushStats, Pusher, basic};
 use crate::token::{ISSUER, SERVICE, TokenServer};
+
+/// The prefix of registry temp dirs.
+const DIR_PREFIX: &str = "keelson-registry-";
+/// The file in a registry temp dir holding the pid of the process that made it.
+const OWNER: &str = "owner.pid";
 
 /// How long `start` waits for `/v2/` to answer.
 const START_TIMEOUT: Duration = Duration::from_secs(10);
@@ -68,16 +75,23 @@ pub struct Registry {
 }
 
 impl Registry {
-    /// Starts a registry on a free port of 127.0.0.1 and waits until `/v2/` answers.
+    /// Starts a registry on a free port of 127.0.0.1, with filesystem storage in a temp dir,
+    /// and waits until `/v2/` answers.
     ///
     /// Panics if `docker-registry` is not installed, or (showing the registry's log) if it does
     /// not come up within 10 s.
     pub fn start(auth: Auth) -> Registry {
         let binary = find_binary();
+        let root = temp_root();
+        sweep_stale(&root);
         let dir = tempfile::Builder::new()
-            .prefix("keelson-registry-")
-            .tempdir()
+            .prefix(DIR_PREFIX)
+            .tempdir_in(&root)
             .expect("create registry temp dir");
+        // Written whole, by rename, so a sweep in another process never reads it half-done.
+        let owner_tmp = dir.path().join("owner.tmp");
+        fs::write(&owner_tmp, std::process::id().to_string()).expect("write owner");
+        fs::rename(&owner_tmp, dir.path().join(OWNER)).expect("write owner");
         let token = match &auth {
             Auth::Token { user, password } => Some(TokenServer::start(user, password)),
             _ => None,
@@ -91,13 +105,20 @@ impl Registry {
             let config = dir.path().join("config.yml");
             fs::write(&config, config_yaml(dir.path(), port, &auth_yaml)).expect("write config");
             let log = fs::File::create(&log_path).expect("create registry log");
-            let mut child = Command::new(&binary)
-                .arg("serve")
+            let mut cmd = Command::new(&binary);
+            cmd.arg("serve")
                 .arg(&config)
+                // distribution 2.8 allocates ~0.5 MB per request (it rebuilds its router to
+                // make URLs); a lazier GC cuts its CPU per request by 10-40%. An explicit
+                // GOGC in the environment wins.
+                .env(
+                    "GOGC",
+                    std::env::var("GOGC").unwrap_or_else(|_| "400".into()),
+                )
                 .stdin(Stdio::null())
                 .stdout(log.try_clone().expect("clone log handle"))
-                .stderr(log)
-                .spawn()
+                .stderr(log);
+            let mut child = spawn_guarded(cmd)
                 .unwrap_or_else(|e| panic!("cannot run {}: {e}", binary.display()));
             let url = format!("http://127.0.0.1:{port}");
             match wait_ready(&mut child, &url) {
@@ -147,6 +168,18 @@ impl Registry {
         self.token.as_ref()
     }
 
+    /// The registry process's id (to read its memory, or to stop it with SIGSTOP and see a
+    /// client time out).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The filesystem driver's root directory (`docker/registry/v2/…` below it), for tests
+    /// that inspect or damage what is stored.
+    pub fn storage_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
     /// The registry's log file (stdout and stderr).
     pub fn log_path(&self) -> PathBuf {
         self.dir.path().join("registry.log")
@@ -163,16 +196,28 @@ impl Registry {
     }
 
     /// Pushes `images` by digest and an index over them as `repo:tag`; returns the index digest.
-    pub fn push_index(&self, repo: &str, tag: &str, images: &[TestImage], kind: IndexKind) -> String {
+    pub fn push_index(
+        &self,
+        repo: &str,
+        tag: &str,
+        images: &[TestImage],
+        kind: IndexKind,
+    ) -> String {
         self.pusher.push_index(repo, tag, images, kind)
+    }
+
+    /// What the push helpers have sent so far: requests, uploads, mounts, manifests, tokens.
+    pub fn push_stats(&self) -> PushStats {
+        self.pusher.stats()
     }
 
     /// Pushes `(repo, tag, image)` jobs on `threads` threads; returns the manifest digests in
     /// job order. For seeding many repositories quickly.
     pub fn push_many(&self, jobs: Vec<(String, String, TestImage)>, threads: usize) -> Vec<String> {
         let next = AtomicUsize::new(0);
-        let results: Vec<std::sync::OnceLock<String>> =
-            (0..jobs.len()).map(|_| std::sync::OnceLock::new()).collect();
+        let results: Vec<std::sync::OnceLock<String>> = (0..jobs.len())
+            .map(|_| std::sync::OnceLock::new())
+            .collect();
         std::thread::scope(|s| {
             for _ in 0..threads.max(1) {
                 s.spawn(|| {
@@ -206,10 +251,10 @@ fn wait_ready(child: &mut Child, url: &str) -> Result<(), String> {
         if let Ok(Some(status)) = child.try_wait() {
             return Err(format!("it exited with {status}"));
         }
-        if let Ok(resp) = agent.get(&url).call() {
-            if matches!(resp.status().as_u16(), 200 | 401) {
-                return Ok(());
-            }
+        if let Ok(resp) = agent.get(&url).call()
+            && matches!(resp.status().as_u16(), 200 | 401)
+        {
+            return Ok(());
         }
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -247,6 +292,91 @@ fn find_binary() -> PathBuf {
                 "docker-registry is not installed: run `apt-get install -y docker-registry` (scripts/test.sh does)"
             )
         })
+}
+
+/// Where registry temp dirs go: `KEELSON_TESTKIT_TMPDIR`, else /dev/shm when it is there
+/// (deleting a registry's many small files from this machine's ext4 takes ~0.2 ms each, from
+/// tmpfs next to nothing), else the system temp dir.
+fn temp_root() -> PathBuf {
+    if let Some(dir) = std::env::var_os("KEELSON_TESTKIT_TMPDIR") {
+        return PathBuf::from(dir);
+    }
+    let shm = Path::new("/dev/shm");
+    let writable = shm.is_dir()
+        && tempfile::Builder::new()
+            .prefix("keelson-probe-")
+            .tempfile_in(shm)
+            .is_ok();
+    if writable {
+        shm.to_path_buf()
+    } else {
+        std::env::temp_dir()
+    }
+}
+
+/// Spawns `cmd` so that it dies with this process, even one killed by a CI timeout: a leaked
+/// registry would keep its port and its files in /dev/shm. PR_SET_PDEATHSIG fires when the
+/// *thread* that forked exits, so every registry is forked by one thread that lives as long as
+/// the process (a registry started by one test and shared through a static outlives that test's
+/// thread).
+fn spawn_guarded(cmd: Command) -> std::io::Result<Child> {
+    type Job = (Command, mpsc::Sender<std::io::Result<Child>>);
+    static SPAWNER: OnceLock<Mutex<mpsc::Sender<Job>>> = OnceLock::new();
+    let spawner = SPAWNER.get_or_init(|| {
+        let (tx, rx) = mpsc::channel::<Job>();
+        std::thread::Builder::new()
+            .name("testkit-spawner".into())
+            .spawn(move || {
+                for (mut cmd, reply) in rx {
+                    let parent = std::process::id();
+                    // SAFETY: only async-signal-safe calls (prctl, getppid, _exit) between fork
+                    // and exec.
+                    unsafe {
+                        cmd.pre_exec(move || {
+                            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                            // The parent may have died before prctl: then go now.
+                            if libc::getppid() as u32 != parent {
+                                libc::_exit(1);
+                            }
+                            Ok(())
+                        });
+                    }
+                    let _ = reply.send(cmd.spawn());
+                }
+            })
+            .expect("spawn the spawner thread");
+        Mutex::new(tx)
+    });
+    let (tx, rx) = mpsc::channel();
+    spawner
+        .lock()
+        .unwrap()
+        .send((cmd, tx))
+        .expect("spawner thread alive");
+    rx.recv().expect("spawner thread answers")
+}
+
+/// Removes registry dirs left by processes that no longer exist (killed before their Drop ran),
+/// which would otherwise hold memory in /dev/shm until reboot.
+fn sweep_stale(root: &Path) {
+    let Ok(entries) = fs::read_dir(root) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        if !entry.file_name().to_string_lossy().starts_with(DIR_PREFIX) {
+            continue;
+        }
+        let Ok(owner) = fs::read_to_string(entry.path().join(OWNER)) else {
+            continue;
+        };
+        // Unreadable means half-written by a process starting right now: leave it.
+        let Ok(pid) = owner.trim().parse::<u32>() else {
+            continue;
+        };
+        if !Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = fs::remove_dir_all(entry.path());
+        }
+    }
 }
 
 /// A port nothing listens on right now.

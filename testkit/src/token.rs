@@ -123,10 +123,14 @@ fn handle(state: &State, req: &Request) -> Response {
     if user != state.user || password.as_deref() != Some(state.password.as_str()) {
         return unauthorized("invalid username or password");
     }
-    if let Some((_, service)) = params.iter().find(|(k, _)| k == "service") {
-        if service != SERVICE {
-            return error(400, "INVALID_REQUEST", &format!("unknown service {service:?}"));
-        }
+    if let Some((_, service)) = params.iter().find(|(k, _)| k == "service")
+        && service != SERVICE
+    {
+        return error(
+            400,
+            "INVALID_REQUEST",
+            &format!("unknown service {service:?}"),
+        );
     }
     // Scopes may come as repeated parameters or space-separated in one.
     let scopes: Vec<String> = params

@@ -10,7 +10,11 @@ fn basic_auth() {
     let reg = Registry::start(Auth::basic("admin", "s3cret"));
     assert!(reg.token_server().is_none());
     // The push helpers authenticate themselves.
-    let digest = reg.push("private/app", "v1", &TestImage::linux_amd64("2024-01-01T00:00:00Z"));
+    let digest = reg.push(
+        "private/app",
+        "v1",
+        &TestImage::linux_amd64("2024-01-01T00:00:00Z"),
+    );
 
     let v2 = format!("{}/v2/", reg.url());
     let anonymous = get(&v2);
@@ -19,13 +23,27 @@ fn basic_auth() {
         anonymous.header("www-authenticate"),
         Some("Basic realm=\"keelson-testkit\"")
     );
-    assert_eq!(call("GET", &v2, &[], Some(&basic("admin", "s3cret"))).status, 200);
-    assert_eq!(call("GET", &v2, &[], Some(&basic("admin", "wrong"))).status, 401);
-    assert_eq!(call("GET", &v2, &[], Some(&basic("nobody", "s3cret"))).status, 401);
+    assert_eq!(
+        call("GET", &v2, &[], Some(&basic("admin", "s3cret"))).status,
+        200
+    );
+    assert_eq!(
+        call("GET", &v2, &[], Some(&basic("admin", "wrong"))).status,
+        401
+    );
+    assert_eq!(
+        call("GET", &v2, &[], Some(&basic("nobody", "s3cret"))).status,
+        401
+    );
 
     let manifest = format!("{}/v2/private/app/manifests/v1", reg.url());
     assert_eq!(call("GET", &manifest, &ALL_MANIFESTS, None).status, 401);
-    let got = call("GET", &manifest, &ALL_MANIFESTS, Some(&basic("admin", "s3cret")));
+    let got = call(
+        "GET",
+        &manifest,
+        &ALL_MANIFESTS,
+        Some(&basic("admin", "s3cret")),
+    );
     assert_eq!(got.status, 200);
     assert_eq!(got.header("docker-content-digest"), Some(digest.as_str()));
 }
@@ -38,7 +56,17 @@ fn token_auth() {
     // A second repository mounts the layer from the first (a token for both scopes).
     reg.push("secure/other", "v1", &img);
     let tokens = reg.token_server().expect("token server");
-    assert!(tokens.requests() >= 2, "pushing fetched tokens");
+    let stats = reg.push_stats();
+    assert_eq!(
+        (stats.uploads, stats.mounts, stats.manifests),
+        (2, 2, 2),
+        "{stats:?}"
+    );
+    // One token per scope: app's push; other's push with a pull on app (the mounts); other's
+    // push. Only the very first request met a 401: after it the realm is known.
+    assert_eq!(stats.tokens, 3, "{stats:?}");
+    assert_eq!(stats.requests, 9, "{stats:?}");
+    assert_eq!(tokens.requests(), 3);
 
     // Anonymous: 401 with a Bearer challenge naming realm, service and scope.
     let manifest = format!("{}/v2/secure/app/manifests/v1", reg.url());
@@ -74,27 +102,59 @@ fn token_auth() {
     assert!(body["issued_at"].as_str().unwrap().ends_with('Z'));
     let token = body["token"].as_str().unwrap();
     assert_eq!(body["access_token"].as_str(), Some(token));
-    let got = call("GET", &manifest, &ALL_MANIFESTS, Some(&format!("Bearer {token}")));
+    let got = call(
+        "GET",
+        &manifest,
+        &ALL_MANIFESTS,
+        Some(&format!("Bearer {token}")),
+    );
     assert_eq!(got.status, 200, "{}", String::from_utf8_lossy(&got.body));
     assert_eq!(got.header("docker-content-digest"), Some(digest.as_str()));
 
     // A pull token cannot list the catalog, nor read another repository.
     let other = format!("{}/v2/secure/other/manifests/v1", reg.url());
-    let got = call("GET", &other, &ALL_MANIFESTS, Some(&format!("Bearer {token}")));
+    let got = call(
+        "GET",
+        &other,
+        &ALL_MANIFESTS,
+        Some(&format!("Bearer {token}")),
+    );
     assert_eq!(got.status, 401);
-    let got = call("GET", &format!("{}/v2/_catalog", reg.url()), &[], Some(&format!("Bearer {token}")));
+    let got = call(
+        "GET",
+        &format!("{}/v2/_catalog", reg.url()),
+        &[],
+        Some(&format!("Bearer {token}")),
+    );
     assert_eq!(got.status, 401);
     let catalog = tokens.issue("robot", &["registry:catalog:*"]);
-    let got = call("GET", &format!("{}/v2/_catalog", reg.url()), &[], Some(&format!("Bearer {catalog}")));
+    let got = call(
+        "GET",
+        &format!("{}/v2/_catalog", reg.url()),
+        &[],
+        Some(&format!("Bearer {catalog}")),
+    );
     assert_eq!(got.status, 200);
-    assert_eq!(got.json()["repositories"], serde_json::json!(["secure/app", "secure/other"]));
+    assert_eq!(
+        got.json()["repositories"],
+        serde_json::json!(["secure/app", "secure/other"])
+    );
 
     // Wrong or missing credentials: the token server says 401.
-    assert_eq!(call("GET", &token_url, &[], Some(&basic("robot", "nope"))).status, 401);
-    assert_eq!(call("GET", &token_url, &[], Some(&basic("eve", "pa55"))).status, 401);
+    assert_eq!(
+        call("GET", &token_url, &[], Some(&basic("robot", "nope"))).status,
+        401
+    );
+    assert_eq!(
+        call("GET", &token_url, &[], Some(&basic("eve", "pa55"))).status,
+        401
+    );
     assert_eq!(get(&token_url).status, 401);
     // A garbage token is refused by the registry.
-    assert_eq!(call("GET", &manifest, &ALL_MANIFESTS, Some("Bearer not.a.jwt")).status, 401);
+    assert_eq!(
+        call("GET", &manifest, &ALL_MANIFESTS, Some("Bearer not.a.jwt")).status,
+        401
+    );
 }
 
 #[test]
@@ -119,7 +179,10 @@ fn token_oauth2_post() {
         "GET",
         &format!("{}/v2/a/tags/list", reg.url()),
         &[],
-        Some(&format!("Bearer {}", body["access_token"].as_str().unwrap())),
+        Some(&format!(
+            "Bearer {}",
+            body["access_token"].as_str().unwrap()
+        )),
     );
     // Authorised: the repository just does not exist.
     assert_eq!(got.status, 404);

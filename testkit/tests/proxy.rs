@@ -122,7 +122,10 @@ fn pass_through_auth_challenge() {
     assert_eq!(got.status, 401);
     let challenge = got.header("www-authenticate").unwrap();
     assert!(challenge.starts_with("Bearer realm="), "{challenge}");
-    assert!(challenge.contains("scope=\"repository:app:pull\""), "{challenge}");
+    assert!(
+        challenge.contains("scope=\"repository:app:pull\""),
+        "{challenge}"
+    );
 
     // With pagination on too: the Authorization header goes upstream.
     proxy.paginate(Some(10));
@@ -200,7 +203,13 @@ fn pagination_with_link() {
     );
     assert_eq!(
         first.header("link"),
-        Some(format!("</v2/paged/app/tags/list?last={}&n=2>; rel=\"next\"", sorted[1]).as_str())
+        Some(
+            format!(
+                "</v2/paged/app/tags/list?last={}&n=2>; rel=\"next\"",
+                sorted[1]
+            )
+            .as_str()
+        )
     );
 
     // Off again: the registry's own unpaginated answer.
@@ -253,7 +262,10 @@ fn status_faults_and_times() {
         assert_eq!(got.json()["errors"][0]["message"], "nope");
     }
     proxy.clear();
-    assert_eq!(get(&format!("{}/v2/app/tags/list", proxy.url())).status, 200);
+    assert_eq!(
+        get(&format!("{}/v2/app/tags/list", proxy.url())).status,
+        200
+    );
     let statuses: Vec<Option<u16>> = proxy.log().iter().map(|l| l.status).collect();
     assert_eq!(
         statuses,
@@ -374,7 +386,11 @@ fn keep_alive_and_close() {
     .unwrap();
     let (status, headers, _) = read_response(&mut reader);
     assert_eq!(status, "HTTP/1.1 200 OK");
-    assert!(headers.iter().any(|h| h.eq_ignore_ascii_case("connection: close")));
+    assert!(
+        headers
+            .iter()
+            .any(|h| h.eq_ignore_ascii_case("connection: close"))
+    );
     let mut rest = Vec::new();
     assert_eq!(reader.read_to_end(&mut rest).unwrap(), 0, "closed after");
 }

@@ -11,7 +11,12 @@ const CREATED: &str = "2024-05-06T07:08:09Z";
 fn check_manifest(reg: &Registry, repo: &str, reference: &str, media: &str, digest: &str) {
     let url = format!("{}/v2/{repo}/manifests/{reference}", reg.url());
     let got = call("GET", &url, &[media], None);
-    assert_eq!(got.status, 200, "{url}: {}", String::from_utf8_lossy(&got.body));
+    assert_eq!(
+        got.status,
+        200,
+        "{url}: {}",
+        String::from_utf8_lossy(&got.body)
+    );
     assert_eq!(got.header("content-type"), Some(media), "{url}");
     assert_eq!(got.header("docker-content-digest"), Some(digest), "{url}");
     assert_eq!(sha256_digest(&got.body), digest, "{url}");
@@ -52,8 +57,20 @@ fn single_platform_oci_and_docker() {
     assert_ne!(d_oci, d_docker);
 
     assert_eq!(tags(&reg, "team/app"), ["1.0.0", "bare", "docker"]);
-    check_manifest(&reg, "team/app", "1.0.0", ManifestKind::Oci.media_type(), &d_oci);
-    check_manifest(&reg, "team/app", "docker", ManifestKind::DockerV2.media_type(), &d_docker);
+    check_manifest(
+        &reg,
+        "team/app",
+        "1.0.0",
+        ManifestKind::Oci.media_type(),
+        &d_oci,
+    );
+    check_manifest(
+        &reg,
+        "team/app",
+        "docker",
+        ManifestKind::DockerV2.media_type(),
+        &d_docker,
+    );
     // By digest too, with every type accepted.
     let got = call(
         "GET",
@@ -64,8 +81,16 @@ fn single_platform_oci_and_docker() {
     assert_eq!(sha256_digest(&got.body), d_docker);
 
     // The config blob carries the chosen `created`, or none.
-    for (img, created) in [(&oci, Some(CREATED)), (&docker, Some(CREATED)), (&bare, None)] {
-        let got = get(&format!("{}/v2/team/app/blobs/{}", reg.url(), img.config_digest()));
+    for (img, created) in [
+        (&oci, Some(CREATED)),
+        (&docker, Some(CREATED)),
+        (&bare, None),
+    ] {
+        let got = get(&format!(
+            "{}/v2/team/app/blobs/{}",
+            reg.url(),
+            img.config_digest()
+        ));
         assert_eq!(got.status, 200);
         assert_eq!(sha256_digest(&got.body), img.config_digest());
         let cfg = got.json();
@@ -86,7 +111,9 @@ fn multi_platform_indexes() {
     let oci_images = [
         TestImage::linux_amd64(CREATED),
         TestImage::linux_arm64(CREATED),
-        TestImage::new("linux", "arm").variant("v7").created(CREATED),
+        TestImage::new("linux", "arm")
+            .variant("v7")
+            .created(CREATED),
     ];
     let docker_images: Vec<TestImage> = oci_images.iter().map(|i| i.clone().docker()).collect();
 
@@ -97,7 +124,13 @@ fn multi_platform_indexes() {
         sha256_digest(&keelson_testkit::index_bytes(&oci_images, IndexKind::Oci))
     );
     check_manifest(&reg, "multi", "oci", IndexKind::Oci.media_type(), &d_index);
-    check_manifest(&reg, "multi", "list", IndexKind::DockerList.media_type(), &d_list);
+    check_manifest(
+        &reg,
+        "multi",
+        "list",
+        IndexKind::DockerList.media_type(),
+        &d_list,
+    );
     // Children are pushed by digest only: the tag list has just the two indexes.
     assert_eq!(tags(&reg, "multi"), ["list", "oci"]);
 
@@ -115,7 +148,13 @@ fn multi_platform_indexes() {
     for (entry, img) in entries.iter().zip(&oci_images) {
         let digest = entry["digest"].as_str().unwrap();
         assert_eq!(digest, img.digest());
-        check_manifest(&reg, "multi", digest, ManifestKind::Oci.media_type(), digest);
+        check_manifest(
+            &reg,
+            "multi",
+            digest,
+            ManifestKind::Oci.media_type(),
+            digest,
+        );
     }
 }
 
@@ -125,7 +164,8 @@ fn push_many_in_parallel() {
     let mut jobs = Vec::new();
     for r in 0..4 {
         for t in 0..25 {
-            let img = TestImage::linux_amd64(&format!("2024-01-01T00:00:{t:02}Z")).salt(&format!("{r}"));
+            let img =
+                TestImage::linux_amd64(&format!("2024-01-01T00:00:{t:02}Z")).salt(&format!("{r}"));
             jobs.push((format!("bulk/r{r}"), format!("t{t:02}"), img));
         }
     }
@@ -134,6 +174,12 @@ fn push_many_in_parallel() {
     let digests = reg.push_many(jobs, 4);
     eprintln!("push_many: 100 images in {:?}", started.elapsed());
     assert_eq!(digests, expected);
+    // Configs are all different; the shared layer is uploaded or mounted about once per
+    // repository (threads racing on a repository's first image may both send it).
+    let stats = reg.push_stats();
+    assert_eq!(stats.manifests, 100);
+    assert!(stats.uploads >= 101, "{stats:?}");
+    assert!(stats.uploads + stats.mounts <= 100 + 4 * 4, "{stats:?}");
     for r in 0..4 {
         let want: Vec<String> = (0..25).map(|t| format!("t{t:02}")).collect();
         assert_eq!(tags(&reg, &format!("bulk/r{r}")), want);
@@ -149,11 +195,19 @@ fn accept_header_behaviour() {
     reg.push_index(
         "acc",
         "index",
-        &[TestImage::linux_amd64(CREATED), TestImage::linux_arm64(CREATED)],
+        &[
+            TestImage::linux_amd64(CREATED),
+            TestImage::linux_arm64(CREATED),
+        ],
         IndexKind::Oci,
     );
     let amd64 = TestImage::linux_amd64(CREATED).docker();
-    reg.push_index("acc", "list", &[amd64.clone(), TestImage::linux_arm64(CREATED).docker()], IndexKind::DockerList);
+    reg.push_index(
+        "acc",
+        "list",
+        &[amd64.clone(), TestImage::linux_arm64(CREATED).docker()],
+        IndexKind::DockerList,
+    );
     let show = |reference: &str, accept: &[&str]| {
         let got = call(
             "GET",
@@ -165,7 +219,10 @@ fn accept_header_behaviour() {
             "{reference} accept={accept:?} -> {} {:?} {}",
             got.status,
             got.header("content-type"),
-            String::from_utf8_lossy(&got.body).chars().take(120).collect::<String>()
+            String::from_utf8_lossy(&got.body)
+                .chars()
+                .take(120)
+                .collect::<String>()
         );
         got
     };
@@ -174,9 +231,19 @@ fn accept_header_behaviour() {
     // (2.8 tries to rewrite it to schema 1, which it cannot sign); a Docker list likewise.
     for (reference, accept, status, code) in [
         ("oci", vec![], 404, "MANIFEST_UNKNOWN"),
-        ("oci", vec![ManifestKind::DockerV2.media_type()], 404, "MANIFEST_UNKNOWN"),
+        (
+            "oci",
+            vec![ManifestKind::DockerV2.media_type()],
+            404,
+            "MANIFEST_UNKNOWN",
+        ),
         ("index", vec![], 404, "MANIFEST_UNKNOWN"),
-        ("index", vec![ManifestKind::Oci.media_type()], 404, "MANIFEST_UNKNOWN"),
+        (
+            "index",
+            vec![ManifestKind::Oci.media_type()],
+            404,
+            "MANIFEST_UNKNOWN",
+        ),
         ("docker", vec![], 400, "MANIFEST_INVALID"),
         ("list", vec![], 400, "MANIFEST_INVALID"),
         ("list", vec![ManifestKind::DockerV2.media_type()], 200, ""),
@@ -184,10 +251,17 @@ fn accept_header_behaviour() {
         let got = show(reference, &accept);
         assert_eq!(got.status, status, "{reference} {accept:?}");
         if status != 200 {
-            assert_eq!(got.json()["errors"][0]["code"], code, "{reference} {accept:?}");
+            assert_eq!(
+                got.json()["errors"][0]["code"],
+                code,
+                "{reference} {accept:?}"
+            );
         }
     }
     // …and a Docker list asked for as a plain v2 manifest answers with its linux/amd64 child.
     let got = show("list", &[ManifestKind::DockerV2.media_type()]);
-    assert_eq!(got.header("docker-content-digest"), Some(amd64.digest().as_str()));
+    assert_eq!(
+        got.header("docker-content-digest"),
+        Some(amd64.digest().as_str())
+    );
 }
