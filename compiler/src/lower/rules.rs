@@ -319,11 +319,11 @@ pub fn go_glob(pattern: &str) -> Result<(), String> {
                         break;
                     }
                     first = false;
-                    let lo = class_char(&chars, &mut i)?;
+                    class_char(&chars, &mut i)?;
                     if i < chars.len() && chars[i] == '-' {
                         i += 1;
                         // Go accepts a backwards range (`z-a`): it holds nothing.
-                        let _hi = class_char(&chars, &mut i)?;
+                        class_char(&chars, &mut i)?;
                     }
                 }
             }
