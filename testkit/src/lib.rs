@@ -37,6 +37,10 @@
 //!   time), so pushing is registry-bound: one image is three requests (config POST and PUT,
 //!   manifest PUT), ~2.6 ms on two cores with [`Registry::push_many`]; a config already in
 //!   another repository is mounted instead (two requests).
+//! - distribution 2.8 answers an OCI manifest or index with 404 `MANIFEST_UNKNOWN` unless
+//!   `Accept` names the OCI type; a Docker list asked for with only the v2 manifest type comes
+//!   back as its linux/amd64 child, under another digest; index children must be pushed
+//!   (by digest) before the index.
 //! - The registry logs at `warn` without access logs; set
 //!   `KEELSON_TESTKIT_REGISTRY_LOG_LEVEL=debug` to see every request in [`Registry::log`].
 
