@@ -68,11 +68,11 @@ pub fn run(args: &Args) {
         })
         .collect();
 
-    let baseline = baseline(&repos, args.jobs);
+    let baseline = bare_fetch(&repos, &[], args.jobs);
     let tag_names: Vec<String> = (0..args.tags)
         .map(|t| format!("1.{}.{}", t / 10, t % 10))
         .collect();
-    let floor = manifests_floor(&repos, &tag_names, args.jobs);
+    let floor = bare_fetch(&repos, &tag_names, args.jobs);
     let cache_dir = tempfile::tempdir().expect("a temp dir");
     let star = Constraint::parse("*").expect("static");
     let newest = |cache: &Cache| resolve(&repos, cache, args.jobs, Strategy::NewestBuild, None);
@@ -151,9 +151,10 @@ fn resolve(
     }
 }
 
-/// Every tag list and every tag's manifest, with a bare client: the least a
-/// warm `newest-build` must ask (tags move, so each is read).
-fn manifests_floor(repos: &[RepoRef], tags: &[String], jobs: usize) -> Measured {
+/// Every tag list and, for each of `tags`, the tag's manifest, with a bare
+/// client on `jobs` threads. Without tags: the least any resolver asks; with
+/// every tag: the least a warm `newest-build` asks (tags move, so each is read).
+fn bare_fetch(repos: &[RepoRef], tags: &[String], jobs: usize) -> Measured {
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .max_idle_connections_per_host(jobs.max(1))
         .build()
@@ -180,26 +181,6 @@ fn manifests_floor(repos: &[RepoRef], tags: &[String], jobs: usize) -> Measured 
     Measured {
         time: started.elapsed(),
         requests: urls.len() as u64,
-        chosen: repos.len(),
-    }
-}
-
-/// Every tag list, with a bare client on `jobs` threads.
-fn baseline(repos: &[RepoRef], jobs: usize) -> Measured {
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .max_idle_connections_per_host(jobs.max(1))
-        .build()
-        .into();
-    let started = Instant::now();
-    let lengths = live::parallel(repos, jobs, |repo| {
-        let url = format!("{}/v2/{}/tags/list", repo.api, repo.name);
-        let mut response = agent.get(&url).call().expect("the registry answers");
-        response.body_mut().read_to_vec().expect("a body").len()
-    });
-    assert!(lengths.iter().all(|&l| l > 0));
-    Measured {
-        time: started.elapsed(),
-        requests: repos.len() as u64,
         chosen: repos.len(),
     }
 }

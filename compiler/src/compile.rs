@@ -151,7 +151,6 @@ pub fn build(checked: Checked, out: &Path, options: &Options) -> Result<Compiled
             tags: &tags,
             observed: &observed,
             offline: options.offline,
-            registry_read: !options.offline,
         },
         &mut diags,
     );

@@ -437,37 +437,42 @@ pub enum AllowTags {
     Nothing(String),
 }
 
+/// Why an `allowTags` value allows no tag.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AllowProblem {
+    /// `regexp:` with an expression that does not compile.
+    BadRegex { expr: String, why: String },
+    /// No `regexp:` function (a bare regex, or an unknown function).
+    NoFunction,
+}
+
 impl AllowTags {
-    /// Reads a value as Image Updater's `ParseMatch` does. The second part
-    /// says why a value allows nothing.
-    pub fn parse(v: &str) -> (AllowTags, Option<String>) {
+    /// Reads a value as Image Updater's `ParseMatch` does. A value it reads
+    /// as allowing nothing is `Nothing`, with why.
+    pub fn parse(v: &str) -> (AllowTags, Option<AllowProblem>) {
         if v.is_empty() || v.eq_ignore_ascii_case("any") {
             return (AllowTags::Any, None);
         }
-        match v.split_once(':') {
+        let problem = match v.split_once(':') {
             Some((f, re)) if f.eq_ignore_ascii_case("regexp") => match regex::Regex::new(re) {
-                Ok(r) => (AllowTags::Regexp(r), None),
-                Err(e) => (
-                    AllowTags::Nothing(v.to_string()),
-                    Some(format!(
-                        "the regular expression `{re}` does not compile: {}",
-                        e.to_string()
-                            .lines()
-                            .last()
-                            .unwrap_or("")
-                            .trim()
-                            .trim_start_matches("error:")
-                            .trim()
-                    )),
-                ),
+                Ok(r) => return (AllowTags::Regexp(r), None),
+                Err(e) => AllowProblem::BadRegex {
+                    expr: re.to_string(),
+                    // The last line of regex's report is the cause.
+                    why: e
+                        .to_string()
+                        .lines()
+                        .last()
+                        .unwrap_or("")
+                        .trim()
+                        .trim_start_matches("error:")
+                        .trim()
+                        .to_string(),
+                },
             },
-            _ => (
-                AllowTags::Nothing(v.to_string()),
-                Some(format!(
-                    "`{v}` has no `regexp:` prefix, so Image Updater reads it as a filter that allows no tag"
-                )),
-            ),
-        }
+            _ => AllowProblem::NoFunction,
+        };
+        (AllowTags::Nothing(v.to_string()), Some(problem))
     }
 }
 

@@ -10,7 +10,7 @@ use serde::Deserialize;
 use crate::discover::client::{Client, RegistryError};
 use crate::discover::live::{self, Platform, Query};
 use crate::discover::{self, RegistryOptions, cache::Cache, credentials};
-use crate::model::{AllowTags, Strategy};
+use crate::model::{AllowProblem, AllowTags, Strategy};
 use crate::select::strategy::{self, Rules, Selection, TagInfo};
 use crate::semver::Constraint;
 
@@ -86,8 +86,14 @@ pub fn check(req: &Request) -> Result<Checked, String> {
     };
     let allow = req.allow.as_deref().map(|a| {
         let (allow, problem) = AllowTags::parse(a);
-        if let Some(p) = problem {
-            warnings.push(format!("{p}; no tag is allowed"));
+        match problem {
+            Some(AllowProblem::BadRegex { expr, why }) => warnings.push(format!(
+                "the regular expression `{expr}` does not compile: {why}; no tag is allowed"
+            )),
+            Some(AllowProblem::NoFunction) => warnings.push(format!(
+                "`{a}` has no `regexp:` prefix, so Image Updater reads it as a filter that allows no tag; no tag is allowed"
+            )),
+            None => {}
         }
         allow
     });
@@ -173,24 +179,10 @@ pub fn read_registry(
     checked: &Checked,
     options: &RegistryOptions,
 ) -> Result<(Vec<TagInfo>, u64), RegistryError> {
-    let repo = crate::model::ImageRepo(image.to_string());
-    let (host, path) = match repo.registry_host() {
-        Some(h) => (h.to_string(), image[h.len() + 1..].to_string()),
-        None => ("docker.io".to_string(), image.to_string()),
-    };
-    let name = if (host == "docker.io") && !path.contains('/') {
-        format!("library/{path}")
-    } else {
-        path
-    };
-    let repo = discover::client::RepoRef {
-        api: api_url.map_or_else(
-            || discover::default_api(&host),
-            |u| u.trim_end_matches('/').to_string(),
-        ),
-        name,
-        shown: image.to_string(),
-    };
+    let mut repo = discover::repo_ref_of(&crate::model::ImageRepo(image.to_string()), None);
+    if let Some(url) = api_url {
+        repo.api = url.trim_end_matches('/').to_string();
+    }
     let mut creds = std::collections::HashMap::new();
     if let Some(c) = credentials::lookup(repo.host(), credentials) {
         creds.insert(repo.host().to_string(), c);

@@ -20,6 +20,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use keelson_testkit::golden::{bless, compare_golden, subdirs};
 use libtest_mimic::{Arguments, Failed, Trial};
 
 fn repo_root() -> PathBuf {
@@ -27,60 +28,6 @@ fn repo_root() -> PathBuf {
         .parent()
         .expect("compiler/ has a parent")
         .to_path_buf()
-}
-
-fn bless() -> bool {
-    std::env::var_os("KEELSON_BLESS").is_some_and(|v| v == "1")
-}
-
-fn subdirs(dir: &Path) -> Vec<PathBuf> {
-    let mut out: Vec<PathBuf> = std::fs::read_dir(dir)
-        .unwrap_or_else(|e| panic!("reading {}: {e}", dir.display()))
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.is_dir())
-        .collect();
-    out.sort();
-    out
-}
-
-/// Compares `actual` with the golden file, or writes it when blessing; the
-/// same convention and message as `keelson_tests::compare_golden`.
-fn compare_golden(golden: &Path, actual: &str) -> Result<(), String> {
-    if bless() {
-        std::fs::write(golden, actual).map_err(|e| format!("writing {}: {e}", golden.display()))?;
-        return Ok(());
-    }
-    let expected = match std::fs::read_to_string(golden) {
-        Ok(s) => s,
-        Err(_) => {
-            return Err(format!(
-                "{} is missing; every case needs its expectation (run with KEELSON_BLESS=1 to write it)\nactual:\n{actual}",
-                golden.display()
-            ));
-        }
-    };
-    if expected == actual {
-        return Ok(());
-    }
-    let mut msg = format!(
-        "{} differs (KEELSON_BLESS=1 rewrites it):\n",
-        golden.display()
-    );
-    let (e, a): (Vec<&str>, Vec<&str>) = (expected.lines().collect(), actual.lines().collect());
-    for i in 0..e.len().max(a.len()) {
-        match (e.get(i), a.get(i)) {
-            (Some(x), Some(y)) if x == y => {}
-            (x, y) => {
-                msg.push_str(&format!(
-                    "  line {}:\n    expected: {}\n    actual:   {}\n",
-                    i + 1,
-                    x.unwrap_or(&"<none>"),
-                    y.unwrap_or(&"<none>")
-                ));
-            }
-        }
-    }
-    Err(msg)
 }
 
 /// The arguments of a case: one per line; the file's final newline ends the

@@ -46,6 +46,7 @@
 
 #![warn(missing_docs)]
 
+pub mod golden;
 mod http;
 mod image;
 mod proxy;

@@ -104,3 +104,29 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     std::fs::write(&tmp, bytes)?;
     std::fs::rename(&tmp, path)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DIGEST: &str = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
+    #[test]
+    fn entries_round_trip_and_damaged_ones_are_misses() {
+        let dir = std::env::temp_dir().join(format!("keelson-cache-test-{}", std::process::id()));
+        let cache = Cache::new(Some(dir.clone()));
+        let entry = Cached::Manifest {
+            config: DIGEST.into(),
+        };
+        assert_eq!(cache.get(DIGEST), None);
+        cache.put(DIGEST, &entry);
+        assert_eq!(cache.get(DIGEST), Some(entry));
+        std::fs::write(cache.path(DIGEST).unwrap(), "{\"kind\": \"manif").unwrap();
+        assert_eq!(cache.get(DIGEST), None, "a damaged entry is fetched again");
+        // Only sha256 digests name files: nothing escapes the cache directory.
+        assert_eq!(cache.path("sha256:../../etc/passwd"), None);
+        assert_eq!(cache.path(&DIGEST.to_uppercase()), None);
+        assert_eq!(Cache::new(None).get(DIGEST), None);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}

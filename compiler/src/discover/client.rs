@@ -121,6 +121,13 @@ pub enum ErrorKind {
     TokenRefused { realm: String, detail: String },
 }
 
+impl ErrorKind {
+    /// Whether trying again may help: the connection, not the answer, failed.
+    fn is_transient(&self) -> bool {
+        matches!(self, ErrorKind::Unreachable(_) | ErrorKind::Timeout(_))
+    }
+}
+
 impl std::fmt::Display for RegistryError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
@@ -467,7 +474,7 @@ impl Client {
             let answer = match result {
                 Ok(a) => a,
                 Err(failure) => {
-                    if attempt < self.options.retries {
+                    if failure.is_transient() && attempt < self.options.retries {
                         self.pause(attempt, None);
                         attempt += 1;
                         continue;
@@ -591,13 +598,33 @@ impl Client {
             } else {
                 64 << 10
             };
-            read_body(&mut body, limit)?
+            self.read_body(&mut body, limit)?
         };
         Ok(Answer {
             status,
             headers: parts.headers,
             body,
         })
+    }
+
+    /// Reads a body up to `limit` bytes. A longer one is malformed, not a
+    /// reason to retry.
+    fn read_body(&self, body: &mut ureq::Body, limit: u64) -> Result<Vec<u8>, ErrorKind> {
+        let mut out = Vec::new();
+        let mut reader = body.with_config().limit(limit.max(1)).reader();
+        match reader.read_to_end(&mut out) {
+            Ok(_) => Ok(out),
+            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
+                Err(ErrorKind::Timeout(self.options.timeout))
+            }
+            Err(e) => match e.get_ref().and_then(|i| i.downcast_ref::<ureq::Error>()) {
+                Some(ureq::Error::BodyExceedsLimit(n)) => Err(ErrorKind::Malformed(format!(
+                    "the answer is larger than {n} bytes"
+                ))),
+                Some(ureq::Error::Timeout(_)) => Err(ErrorKind::Timeout(self.options.timeout)),
+                _ => Err(ErrorKind::Unreachable(format!("reading the answer: {e}"))),
+            },
+        }
     }
 
     fn transport(&self, e: ureq::Error) -> ErrorKind {
@@ -717,7 +744,7 @@ impl Client {
             };
             let result = sent.map_err(|e| self.transport(e)).and_then(|r| {
                 let (parts, mut body) = r.into_parts();
-                Ok((parts.status.as_u16(), read_body(&mut body, 1 << 20)?))
+                Ok((parts.status.as_u16(), self.read_body(&mut body, 1 << 20)?))
             });
             match result {
                 Ok((status, body)) if (200..300).contains(&status) => break body,
@@ -730,18 +757,17 @@ impl Client {
                         },
                     ));
                 }
-                Ok((status, body))
+                Ok((status, _))
                     if attempt < self.options.retries
                         && matches!(status, 429 | 500 | 502 | 503 | 504) =>
                 {
-                    let _ = body;
                     self.pause(attempt, None);
                     attempt += 1;
                 }
                 Ok((status, body)) => {
                     return Err(refused(format!("{status} {}", error_message(&body))));
                 }
-                Err(_) if attempt < self.options.retries => {
+                Err(kind) if kind.is_transient() && attempt < self.options.retries => {
                     self.pause(attempt, None);
                     attempt += 1;
                 }
@@ -778,18 +804,6 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     // A panic elsewhere cannot leave these maps inconsistent: every update is
     // a single insert.
     m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-fn read_body(body: &mut ureq::Body, limit: u64) -> Result<Vec<u8>, ErrorKind> {
-    let mut out = Vec::new();
-    let mut reader = body.with_config().limit(limit.max(1)).reader();
-    match reader.read_to_end(&mut out) {
-        Ok(_) => Ok(out),
-        Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
-            Err(ErrorKind::Timeout(Duration::ZERO))
-        }
-        Err(e) => Err(ErrorKind::Unreachable(format!("reading the answer: {e}"))),
-    }
 }
 
 pub fn sha256_digest(bytes: &[u8]) -> String {

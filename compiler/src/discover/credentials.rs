@@ -12,7 +12,7 @@
 
 use std::collections::HashMap;
 
-use crate::model::{CredentialRef, Estate};
+use crate::model::{CredentialRef, Estate, RegistryId};
 
 /// Credentials for one registry, and where they came from (for messages;
 /// never the value).
@@ -95,7 +95,7 @@ pub fn lookup(host: &str, reference: Option<&CredentialRef>) -> Option<Credentia
 /// Credentials for every registry host the estate's images use.
 pub fn for_estate(
     estate: &Estate,
-    hosts: &[(String, Option<usize>)],
+    hosts: &[(String, Option<RegistryId>)],
 ) -> HashMap<String, Credential> {
     let mut out = HashMap::new();
     for (host, registry) in hosts {
@@ -103,8 +103,7 @@ pub fn for_estate(
             continue;
         }
         let reference = registry
-            .and_then(|r| estate.registries.get(r))
-            .and_then(|r| r.credentials.as_ref())
+            .and_then(|r| estate.registry(r).credentials.as_ref())
             .map(|c| &c.value);
         if let Some(c) = lookup(host, reference) {
             out.insert(host.clone(), c);

@@ -22,7 +22,7 @@ use serde::Deserialize;
 
 use crate::diagnostic::{Code, Diagnostic, Diagnostics, Loc, Sources};
 use crate::lock::{LOCK_FILE, Lock};
-use crate::model::{AppId, Estate, Image, Manifests, StageId};
+use crate::model::{AppId, Estate, Image, ImageRepo, Manifests, Registry, RegistryId, StageId};
 use crate::select::strategy::TagInfo;
 
 /// Tags per repository (`registry/path`), and the snapshot each came from;
@@ -103,31 +103,21 @@ impl Default for RegistryOptions {
     }
 }
 
-/// Requests sent to registries during one compile, for `--verbose` output
-/// and the benchmark.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct RequestStats {
-    pub tag_pages: u64,
-    pub manifests: u64,
-    pub blobs: u64,
-    pub tokens: u64,
-    pub retries: u64,
-}
-
-impl RequestStats {
-    pub fn total(&self) -> u64 {
-        self.tag_pages + self.manifests + self.blobs + self.tokens
-    }
-}
-
-/// The API base and name of an image's repository: the estate's registry
-/// (`api-url`, `default-namespace`) when one serves it, else the image's own
-/// host (`https://`, or `http://` on loopback, as Docker allows), Docker Hub
-/// for an image without one.
+/// The API base and name of an image's repository.
 pub fn repo_ref(estate: &Estate, image: &Image) -> client::RepoRef {
-    let full = &image.repository.value.0;
-    let registry = image.registry.map(|r| estate.registry(r));
-    let (host, path) = match image.repository.value.registry_host() {
+    repo_ref_of(
+        &image.repository.value,
+        image.registry.map(|r| estate.registry(r)),
+    )
+}
+
+/// The API base and name of a repository: the registry's (`api-url`,
+/// `default-namespace`) when one serves it, else the repository's own host
+/// (`https://`, or `http://` on loopback, as Docker allows), Docker Hub for a
+/// repository without one.
+pub fn repo_ref_of(repository: &ImageRepo, registry: Option<&Registry>) -> client::RepoRef {
+    let full = &repository.0;
+    let (host, path) = match repository.registry_host() {
         Some(h) => (h.to_string(), full[h.len() + 1..].to_string()),
         None => (String::new(), full.clone()),
     };
@@ -174,7 +164,7 @@ pub fn read_registries(
     data: &mut TagData,
     options: &RegistryOptions,
     diags: &mut Diagnostics,
-) -> RequestStats {
+) {
     use crate::model::StageSource;
     let empty_constraint_checks = crate::select::empty_constraint_checks(estate);
     let mut needed: Vec<(AppId, usize)> = Vec::new();
@@ -195,7 +185,7 @@ pub fn read_registries(
         }
     }
     if needed.is_empty() {
-        return RequestStats::default();
+        return;
     }
     let ignores: Vec<Vec<String>> = needed
         .iter()
@@ -228,15 +218,10 @@ pub fn read_registries(
             }
         })
         .collect();
-    let hosts: Vec<(String, Option<usize>)> = needed
+    let hosts: Vec<(String, Option<RegistryId>)> = needed
         .iter()
         .zip(&queries)
-        .map(|(&(a, i), q)| {
-            (
-                q.repo.host().to_string(),
-                estate.app(a).images[i].registry.map(|r| r.0 as usize),
-            )
-        })
+        .map(|(&(a, i), q)| (q.repo.host().to_string(), estate.app(a).images[i].registry))
         .collect();
     let client = client::Client::new(
         options.client.clone(),
@@ -290,15 +275,6 @@ pub fn read_registries(
                 }
             }
         }
-    }
-    let c = &client.counts;
-    let load = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
-    RequestStats {
-        tag_pages: load(&c.tag_pages),
-        manifests: load(&c.manifests),
-        blobs: load(&c.blobs),
-        tokens: load(&c.tokens),
-        retries: load(&c.retries),
     }
 }
 

@@ -2386,35 +2386,19 @@ fn lower_image(
         }
         _ => {}
     }
-    let allow_tags = cx.prop_str(node, "allow-tags").and_then(|a| {
+    let allow_tags = cx.prop_str(node, "allow-tags").map(|a| {
         let v = a.value.as_str();
-        if v.is_empty() || v.eq_ignore_ascii_case("any") {
-            return Some(Spanned::new(AllowTags::Any, a.loc));
-        }
-        match v.split_once(':') {
-            Some((f, re)) if f.eq_ignore_ascii_case("regexp") => match regex::Regex::new(re) {
-                Ok(r) => Some(Spanned::new(AllowTags::Regexp(r), a.loc)),
-                Err(e) => {
-                    let msg = e.to_string();
-                    let last = msg
-                        .lines()
-                        .last()
-                        .unwrap_or("")
-                        .trim()
-                        .trim_start_matches("error:")
-                        .trim()
-                        .to_string();
-                    cx.error(
-                        Code::InvalidRegex,
-                        a.loc,
-                        format!("the regular expression `{re}` does not compile: {last}"),
-                    )
-                    .help =
-                        Some("fix the expression; Image Updater would allow no tag at all".into());
-                    Some(Spanned::new(AllowTags::Nothing(v.to_string()), a.loc))
-                }
-            },
-            _ => {
+        let (allow, problem) = AllowTags::parse(v);
+        match problem {
+            Some(AllowProblem::BadRegex { expr, why }) => {
+                cx.error(
+                    Code::InvalidRegex,
+                    a.loc,
+                    format!("the regular expression `{expr}` does not compile: {why}"),
+                )
+                .help = Some("fix the expression; Image Updater would allow no tag at all".into());
+            }
+            Some(AllowProblem::NoFunction) => {
                 cx.error(
                     Code::MatchesNothing,
                     a.loc,
@@ -2423,9 +2407,10 @@ fn lower_image(
                 .help = Some(format!(
                     "write `regexp:{v}` for a regular expression, or `any`"
                 ));
-                Some(Spanned::new(AllowTags::Nothing(v.to_string()), a.loc))
             }
+            None => {}
         }
+        Spanned::new(allow, a.loc)
     });
     let mut ignore_tags = Vec::new();
     for n in cx.children(node, "ignore-tags").collect::<Vec<_>>() {

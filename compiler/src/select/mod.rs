@@ -68,8 +68,6 @@ pub struct Inputs<'a> {
     pub tags: &'a TagData,
     pub observed: &'a Observed,
     pub offline: bool,
-    /// Whether registries were asked (their failures are already reported).
-    pub registry_read: bool,
 }
 
 /// Whether the targeted Image Updater (v1.3.0+) treats a missing semver
@@ -198,20 +196,9 @@ pub fn decide(input: &Inputs<'_>, diags: &mut Diagnostics) -> Decisions {
                             continue;
                         }
                         let repo = &image.repository.value.0;
+                        // Every such image has a snapshot entry or was asked
+                        // of its registry: none means that failed (reported).
                         let Some(known) = input.tags.for_image(app_id, ii, image) else {
-                            // No snapshot entry, and the registry failed (reported).
-                            if !input.tags.repos.contains_key(repo) && input.registry_read {
-                                continue;
-                            }
-                            diags.push(
-                                Diagnostic::error(
-                                    Code::NoTagSource,
-                                    image.repository.loc,
-                                    format!("keelson has no tags for `{repo}` ({what})"),
-                                )
-                                .with_secondary(d.stage.loc, "deployed here")
-                                .with_help("list its tags in a `snapshot` file, pin the image, or compile with `--offline` to reuse keelson.lock"),
-                            );
                             continue;
                         };
                         let (source, origin) = match &known {
