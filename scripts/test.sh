@@ -36,4 +36,15 @@ command -v docker-registry >/dev/null || {
     exit 1
 }
 
+# The WebAssembly policies: their native unit tests, then a rebuild that must
+# give the recorded blake3 hashes (stdlib/wasm/HASHES, policies/examples/wasm/HASHES).
+scripts/build-policies.sh --check
+# The promotion example runs the example policies as built.
+for m in examples/promotion/policies/*.wasm; do
+    cmp -s "$m" "policies/examples/wasm/$(basename "$m")" || {
+        echo "error: $m is not policies/examples/wasm/$(basename "$m"); copy it after scripts/build-policies.sh" >&2
+        exit 1
+    }
+done
+
 cargo test --workspace --locked

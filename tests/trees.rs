@@ -198,6 +198,62 @@ fn build_overlays(out: &Path, paths: &[String]) -> Result<(), Failed> {
     Ok(())
 }
 
+/// The `now` of every golden compile, unless a case has a `now` file.
+const NOW: &str = "2026-11-23T09:30:00Z";
+
+/// Compile options for a case: a fixed `now` (the lock records it), no
+/// registry cache, and the limits a case's `limits` file sets
+/// (`fuel=N`, `memory_mib=N`, `deadline_ms=N`).
+fn options_for(case: &Path) -> Result<Options, Failed> {
+    let now = std::fs::read_to_string(case.join("now")).unwrap_or_else(|_| NOW.into());
+    let mut options = Options {
+        now: Some(now.trim().parse().map_err(|e| format!("bad `now`: {e}"))?),
+        ..Options::default()
+    };
+    options.registry.cache_dir = None;
+    if let Ok(text) = std::fs::read_to_string(case.join("limits")) {
+        for line in text.lines().filter(|l| !l.trim().is_empty()) {
+            let (k, v) = line.split_once('=').ok_or("limits: write key=value")?;
+            let v: u64 = v.trim().parse().map_err(|_| format!("limits: bad {k}"))?;
+            match k.trim() {
+                "fuel" => options.policy_limits.fuel = v,
+                "memory_mib" => options.policy_limits.memory = (v as usize) << 20,
+                "deadline_ms" => {
+                    options.policy_limits.deadline = std::time::Duration::from_millis(v)
+                }
+                other => return Err(format!("limits: unknown key {other}").into()),
+            }
+        }
+    }
+    Ok(options)
+}
+
+/// A case with WebAssembly text (`*.wat`) is copied, each `X.wat` assembled
+/// into `X.wasm` beside it, so hostile modules live in the repo as text.
+fn assembled(estate: &Path, tmp: &Path) -> PathBuf {
+    let wats: Vec<PathBuf> = keelson::check::walk(estate)
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "wat"))
+        .collect();
+    if wats.is_empty() {
+        return estate.to_path_buf();
+    }
+    let copy = tmp.join("estate");
+    for path in keelson::check::walk(estate) {
+        let rel = path.strip_prefix(estate).unwrap();
+        let target = copy.join(rel);
+        std::fs::create_dir_all(target.parent().unwrap()).unwrap();
+        if path.extension().is_some_and(|e| e == "wat") {
+            let bytes = wat::parse_file(&path)
+                .unwrap_or_else(|e| panic!("{} does not assemble: {e}", path.display()));
+            std::fs::write(target.with_extension("wasm"), bytes).unwrap();
+        } else {
+            std::fs::copy(&path, &target).unwrap();
+        }
+    }
+    copy
+}
+
 fn run_case(
     estate: &Path,
     golden: Option<&Path>,
@@ -205,8 +261,15 @@ fn run_case(
 ) -> Result<(), Failed> {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("out");
-    let compiled = compile::compile_dir(estate, &out, &Options::default())
-        .map_err(|e| format!("compile failed: {e}"))?;
+    let options = options_for(estate)?;
+    let estate = &assembled(estate, tmp.path());
+    let started = std::time::Instant::now();
+    let compiled =
+        compile::compile_dir(estate, &out, &options).map_err(|e| format!("compile failed: {e}"))?;
+    // Hostile modules must be stopped within a bounded time.
+    if started.elapsed() > options.policy_limits.deadline * 3 + std::time::Duration::from_secs(30) {
+        return Err(format!("compile took {:?}", started.elapsed()).into());
+    }
     let rendered = render_concise(&compiled.diagnostics, &compiled.sources);
     if let Some(expected) = diagnostics {
         compare_golden(expected, &rendered)?;
@@ -250,5 +313,54 @@ fn main() {
             }));
         }
     }
+    let walks = root.join("tests/promotion");
+    if walks.is_dir() {
+        for dir in subdirs(&walks) {
+            let name = dir.file_name().unwrap().to_string_lossy().into_owned();
+            trials.push(Trial::test(format!("promotion::{name}"), move || {
+                run_walk(&dir)
+            }));
+        }
+    }
     libtest_mimic::run(&args, trials).exit();
+}
+
+/// A promotion walkthrough: `tests/promotion/<walk>/` names an example
+/// (`example` file) and holds numbered steps. Each step compiles the example
+/// into the same output directory at the step's `now`, optionally with the
+/// step's `tags.json` in place of the example's snapshot, and compares the
+/// whole tree with the step's `expected/` — so the goldens show what each
+/// compile changes as time passes.
+fn run_walk(walk: &Path) -> Result<(), Failed> {
+    let root = repo_root();
+    let example = std::fs::read_to_string(walk.join("example")).map_err(|e| e.to_string())?;
+    let example = root.join("examples").join(example.trim());
+    let tmp = tempfile::tempdir().unwrap();
+    let estate = tmp.path().join("estate");
+    for path in keelson::check::walk(&example) {
+        let target = estate.join(path.strip_prefix(&example).unwrap());
+        std::fs::create_dir_all(target.parent().unwrap()).unwrap();
+        std::fs::copy(&path, &target).unwrap();
+    }
+    let out = tmp.path().join("out");
+    for step in subdirs(walk) {
+        let name = step.file_name().unwrap().to_string_lossy().into_owned();
+        if step.join("tags.json").exists() {
+            std::fs::copy(step.join("tags.json"), estate.join("tags.json")).unwrap();
+        }
+        let options = options_for(&step)?;
+        let compiled = compile::compile_dir(&estate, &out, &options)
+            .map_err(|e| format!("step {name}: compile failed: {e}"))?;
+        let rendered = render_concise(&compiled.diagnostics, &compiled.sources);
+        compare_golden(&step.join("expected.diagnostics"), &rendered)
+            .map_err(|e| format!("step {name}: {e}"))?;
+        if compiled.has_errors() {
+            return Err(format!("step {name} failed:\n{rendered}").into());
+        }
+        compare_trees(&step.join("expected"), &out)
+            .map_err(|e| format!("step {name}: {}", e.message().unwrap_or("trees differ")))?;
+        let paths = validate_tree(&estate, &out)?;
+        build_overlays(&out, &paths)?;
+    }
+    Ok(())
 }

@@ -1,6 +1,8 @@
 //! `cargo run --release -p keelson-bench -- [check] [--apps N,N,…] [--runs R]`
 //! `cargo run --release -p keelson-bench -- registry [--repos R] [--tags T] [--jobs J]`
 //! (see `registry.rs`; the default is 1,000 repositories × 200 tags).
+//! `cargo run --release -p keelson-bench -- policy [--tags T] [--calls C]`
+//! (see `policy.rs`: a WebAssembly filter policy against the same filter in Rust).
 //!
 //! For each size, generates an estate of N apps × 3 stages and reports the
 //! median wall time of `keelson check` beside two baselines measured in the
@@ -12,6 +14,8 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use keelson_bench::{Shape, generate};
+
+mod policy;
 
 fn median(mut v: Vec<Duration>) -> Duration {
     v.sort();
@@ -50,6 +54,9 @@ fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.first().map(String::as_str) == Some("registry") {
         return registry(&args[1..]);
+    }
+    if args.first().map(String::as_str) == Some("policy") {
+        return policy::run(&args[1..]);
     }
     let mut sizes = vec![100usize, 1_000, 10_000];
     let mut runs = 5usize;

@@ -48,6 +48,9 @@ pub fn check_dir(dir: &Path) -> Result<Checked, Error> {
 pub fn check_loaded(loaded: Loaded, mut diags: Diagnostics, probe_files: bool) -> Checked {
     let estate = lower::lower(&loaded, &mut diags);
     let graph = estate.as_ref().map(|e| graph::build(e, &mut diags));
+    if let Some(e) = &estate {
+        check_filter_stages(e, &mut diags);
+    }
     if probe_files {
         if let Some(e) = &estate {
             check_paths(e, &mut diags);
@@ -58,6 +61,46 @@ pub fn check_loaded(loaded: Loaded, mut diags: Diagnostics, probe_files: bool) -
         estate,
         graph,
         diagnostics: diags.into_sorted(),
+    }
+}
+
+/// Filter policies run inside keelson, at compile time. Image Updater, which
+/// updates `git`, `pull-request` and `argocd` stages in-cluster between
+/// compiles, cannot run them, so it would deploy tags a policy denies: such a
+/// stage must be `pinned` (keelson alone decides) to use filter policies.
+fn check_filter_stages(estate: &Estate, diags: &mut Diagnostics) {
+    use crate::model::StageSource;
+    for app in &estate.apps {
+        for d in &app.deployments {
+            let stage = estate.stage(d.stage.value);
+            let StageSource::Registry { filters } = &stage.source else {
+                continue;
+            };
+            if !stage.write_back.value.is_live() {
+                continue;
+            }
+            for image in &app.images {
+                let Some(f) = image.filters.iter().chain(filters).next() else {
+                    continue;
+                };
+                diags.push(
+                    Diagnostic::error(
+                        Code::PolicyInCluster,
+                        f.loc,
+                        format!(
+                            "image `{}` of app `{}` is filtered by policy `{}` in stage `{}`, which Image Updater updates in-cluster (write-back `{}`), where policies cannot run",
+                            image.alias.value,
+                            app.name.value,
+                            estate.policy(f.value).name.value,
+                            stage.name.value,
+                            stage.write_back.value.name()
+                        ),
+                    )
+                    .with_secondary(stage.write_back.loc, "updated in-cluster because of this")
+                    .with_help("set `write-back \"pinned\"` on the stage so keelson alone picks its tags on every compile, or express the rule as `allow-tags`/`ignore-tags`, which Image Updater applies"),
+                );
+            }
+        }
     }
 }
 

@@ -14,6 +14,7 @@ use crate::emit::{self, AppFiles, ManifestFile, Tree};
 use crate::error::Error;
 use crate::lock::Lock;
 use crate::model::{AppId, Estate, Manifests};
+use crate::policy;
 use crate::select;
 use crate::write::{self, Conflict, Report};
 
@@ -27,6 +28,11 @@ pub struct Options {
     pub dry_run: bool,
     /// How registries are asked (ignored with `offline`).
     pub registry: discover::RegistryOptions,
+    /// The time policies see and new lock entries record (`None`: the
+    /// clock). Passing it makes a compile reproducible.
+    pub now: Option<jiff::Timestamp>,
+    /// What each policy call may use.
+    pub policy_limits: policy::Limits,
 }
 
 /// What a compile produced. `tree` is `None` when there were errors.
@@ -39,6 +45,8 @@ pub struct Compiled {
     /// The lock the previous compile left in the output.
     pub previous: Option<Lock>,
     pub report: Option<Report>,
+    /// The estate and what `select` decided, once it ran (for `explain`).
+    pub decided: Option<(Estate, select::Decisions)>,
 }
 
 impl Compiled {
@@ -131,6 +139,7 @@ pub fn build(checked: Checked, out: &Path, options: &Options) -> Result<Compiled
         lock: None,
         previous: None,
         report: None,
+        decided: None,
     };
     let (Some(estate), Some(graph)) = (estate, graph) else {
         return Ok(fail(sources, diags));
@@ -144,6 +153,21 @@ pub fn build(checked: Checked, out: &Path, options: &Options) -> Result<Compiled
     }
     let observed = discover::observe(&estate, out)?;
     let files = read_app_files(&estate, &mut sources, &mut diags);
+    let policies = if diags.has_errors() {
+        policy::Policies::default()
+    } else {
+        policy::load::load(
+            &estate,
+            observed.lock.as_ref(),
+            options.policy_limits,
+            options.registry.cache_dir.clone(),
+            &mut diags,
+        )
+    };
+    if diags.has_errors() {
+        return Ok(fail(sources, diags));
+    }
+    let now = options.now.unwrap_or_else(jiff::Timestamp::now);
     let decisions = select::decide(
         &select::Inputs {
             estate: &estate,
@@ -151,15 +175,64 @@ pub fn build(checked: Checked, out: &Path, options: &Options) -> Result<Compiled
             tags: &tags,
             observed: &observed,
             offline: options.offline,
+            now,
+            policies: &policies,
         },
         &mut diags,
     );
     if diags.has_errors() {
-        return Ok(fail(sources, diags));
+        let mut failed = fail(sources, diags);
+        failed.decided = Some((estate, decisions));
+        return Ok(failed);
     }
+    // A stage waiting for its first rollout of an app gets no Application.
+    let waiting = decisions.waiting_stages();
+    let emitted;
+    let estate_for_emit = if waiting.is_empty() {
+        &estate
+    } else {
+        let mut e = estate.clone();
+        for (ai, app) in e.apps.iter_mut().enumerate() {
+            app.deployments
+                .retain(|d| !waiting.contains(&(AppId(ai as u32), d.stage.value)));
+        }
+        for &(app, stage) in &waiting {
+            let a = estate.app(app);
+            let d = a
+                .deployments
+                .iter()
+                .find(|d| d.stage.value == stage)
+                .expect("a waiting deployment");
+            let reasons: Vec<String> = decisions
+                .waiting
+                .range((app, stage, 0)..=(app, stage, usize::MAX))
+                .flat_map(|(_, t)| t.gates.iter().filter(|g| !g.promote))
+                .map(|g| format!("`{}`: {}", g.policy, g.reason))
+                .collect();
+            let reasons = if reasons.is_empty() {
+                "its upstream stage has no image yet".to_string()
+            } else {
+                reasons.join("; ")
+            };
+            diags.push(
+                Diagnostic::warning(
+                    Code::PromotionWaiting,
+                    d.stage.loc,
+                    format!(
+                        "app `{}` waits for its first rollout to stage `{}`, so it gets no Application yet: {reasons}",
+                        a.name.value,
+                        estate.stage(stage).name.value
+                    ),
+                )
+                .with_help("compile again once the gates pass (`keelson explain` shows them), or pin the images in this `deploy` block to roll out now"),
+            );
+        }
+        emitted = e;
+        &emitted
+    };
     let tree = emit::emit(
         &emit::Inputs {
-            estate: &estate,
+            estate: estate_for_emit,
             graph: &graph,
             decisions: &decisions,
             files: &files,
@@ -172,6 +245,7 @@ pub fn build(checked: Checked, out: &Path, options: &Options) -> Result<Compiled
     }
     let mut lock = Lock::new();
     lock.images = decisions.lock_entries(&estate);
+    lock.policies = policies.lock_entries(&estate);
     lock.files = write::file_entries(&tree, &shared_files(&estate));
     Ok(Compiled {
         sources,
@@ -180,6 +254,7 @@ pub fn build(checked: Checked, out: &Path, options: &Options) -> Result<Compiled
         lock: Some(lock),
         previous: observed.lock,
         report: None,
+        decided: Some((estate, decisions)),
     })
 }
 

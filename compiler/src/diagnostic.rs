@@ -186,7 +186,12 @@ codes! {
     NoTagSource => "no-tag-source", "an image that keelson has no tags for";
     RegistryUnavailable => "registry-unavailable", "a registry that could not be read: down, slow, refusing, or answering nonsense";
     NoMatchingTag => "no-matching-tag", "no tag passes an image's strategy and filters";
-    PolicyUnavailable => "policy-unavailable", "an image decision that needs a policy keelson cannot run";
+    InvalidPolicy => "invalid-policy", "a policy module that cannot be used: unreadable, not valid WebAssembly, or breaking the ABI";
+    PolicyPinMismatch => "policy-pin-mismatch", "a policy module whose blake3 differs from its pin (in the estate or keelson.lock)";
+    PolicyFailed => "policy-failed", "a policy call that trapped, ran out of fuel, memory or time, or answered nonsense";
+    PolicyInCluster => "policy-in-cluster", "a filter policy on a stage that Image Updater updates in-cluster, where policies cannot run";
+    PromotionHeld => "promotion-held", "a gate holds an image that its stage has never run, so there is nothing to keep";
+    PromotionWaiting => "promotion-waiting", "a stage's first rollout of an app waits for its gates (no Application yet)";
     InvalidManifest => "invalid-manifest", "an app manifest or values file that keelson cannot use";
 }
 

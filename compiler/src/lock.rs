@@ -12,8 +12,9 @@ use serde::{Deserialize, Serialize};
 
 /// The file name, at the root of the output directory.
 pub const LOCK_FILE: &str = "keelson.lock";
-/// The lock format this keelson reads and writes.
-pub const LOCK_VERSION: u32 = 1;
+/// The lock format this keelson writes. Version 1 (no `since`, `history` or
+/// `policies`) is still read.
+pub const LOCK_VERSION: u32 = 2;
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -22,6 +23,10 @@ pub struct Lock {
     /// Every image of every app stage, sorted by app, stage, alias.
     #[serde(default)]
     pub images: Vec<LockedImage>,
+    /// The module each policy ran, by policy name: pinned on first use and
+    /// checked on every later compile.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub policies: BTreeMap<String, LockedPolicy>,
     /// Every file keelson wrote (path relative to the tree's root, `/`-separated).
     #[serde(default)]
     pub files: BTreeMap<String, LockedFile>,
@@ -44,8 +49,25 @@ pub struct LockedImage {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resolved_digest: Option<String>,
     /// `pin`, `registry:<host>/<name>`, `snapshot:<file>`, `write-back:<file>`
-    /// or `promotion:<stage>`; `--offline` keeps the source recorded before.
+    /// or `promotion:<stage>`; `--offline` and a held promotion keep the
+    /// source recorded before.
     pub source: String,
+    /// Since when the stage runs this image (RFC 3339, UTC): the `now` of
+    /// the compile that first chose it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since: Option<String>,
+    /// What the stage ran before, newest first (at most 10).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub history: Vec<crate::policy::abi::Past>,
+}
+
+/// A policy module as it was first used.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LockedPolicy {
+    /// `stdlib:NAME` or the module's path in the estate.
+    pub source: String,
+    pub blake3: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -69,12 +91,13 @@ impl Lock {
 
     pub fn parse(text: &str) -> Result<Lock, String> {
         let mut lock: Lock = serde_json::from_str(text).map_err(|e| e.to_string())?;
-        if lock.version != LOCK_VERSION {
+        if !(1..=LOCK_VERSION).contains(&lock.version) {
             return Err(format!(
-                "lock format {} is not the one this keelson reads ({LOCK_VERSION})",
+                "lock format {} is not one this keelson reads (1 to {LOCK_VERSION}); was it written by a newer keelson?",
                 lock.version
             ));
         }
+        lock.version = LOCK_VERSION;
         // keelson writes them sorted; sort anyway, so lookups can bisect.
         lock.images.sort_by(|a, b| a.key().cmp(&b.key()));
         Ok(lock)

@@ -57,6 +57,33 @@ enum Command {
         format: Format,
         #[command(flatten)]
         registry: RegistryArgs,
+        #[command(flatten)]
+        policy: PolicyArgs,
+    },
+    /// Explain why an app's images are what they are: candidates, filters, policies, gates.
+    Explain {
+        /// The estate directory (its `*.kdl` files).
+        dir: PathBuf,
+        /// The app to explain.
+        app: String,
+        /// Only this stage.
+        #[arg(long)]
+        stage: Option<String>,
+        /// The generated tree, whose keelson.lock says what each stage runs and since when.
+        #[arg(short, long)]
+        out: Option<PathBuf>,
+        /// Ask no registry: use keelson.lock and the snapshots.
+        #[arg(long)]
+        offline: bool,
+        #[command(flatten)]
+        registry: RegistryArgs,
+        #[command(flatten)]
+        policy: PolicyArgs,
+    },
+    /// Write, test and pin WebAssembly policies.
+    Policy {
+        #[command(subcommand)]
+        command: PolicyCommand,
     },
     /// Image tags: see what a strategy would pick, and why.
     Tags {
@@ -117,6 +144,64 @@ enum TagsCommand {
         #[command(flatten)]
         registry: RegistryArgs,
     },
+}
+
+#[derive(Subcommand)]
+enum PolicyCommand {
+    /// Scaffold a policy crate that builds to WebAssembly as is.
+    New {
+        /// The policy's name (lowercase, digits and `-`).
+        name: String,
+        /// Where to create the crate's directory.
+        #[arg(long, default_value = ".")]
+        dir: PathBuf,
+    },
+    /// Call a module once with a JSON input; print its verdicts and log.
+    Test {
+        /// The module (`.wasm`, or WebAssembly text `.wat`).
+        module: PathBuf,
+        /// The input, as the policy ABI describes it.
+        #[arg(long)]
+        input: PathBuf,
+        #[command(flatten)]
+        policy: PolicyArgs,
+    },
+    /// Print a module's pin, `blake3:<hash>`, for the estate's `pin=`.
+    Hash { module: PathBuf },
+}
+
+/// Policy time and limits.
+#[derive(clap::Args)]
+struct PolicyArgs {
+    /// The time policies see and new lock entries record, RFC 3339 (default: the clock).
+    #[arg(long, value_parser = parse_now)]
+    now: Option<jiff::Timestamp>,
+    /// Fuel per policy call (about one unit per WebAssembly instruction).
+    #[arg(long, default_value_t = keelson::policy::Limits::default().fuel)]
+    policy_fuel: u64,
+    /// Memory a policy may grow to, in MiB.
+    #[arg(long, default_value_t = (keelson::policy::Limits::default().memory >> 20) as u64, value_name = "MIB")]
+    policy_memory: u64,
+    /// Wall-clock seconds per policy call.
+    #[arg(long, default_value_t = keelson::policy::Limits::default().deadline.as_secs(), value_name = "SECONDS")]
+    policy_deadline: u64,
+}
+
+impl PolicyArgs {
+    fn limits(&self) -> keelson::policy::Limits {
+        keelson::policy::Limits {
+            fuel: self.policy_fuel.max(1),
+            memory: (self.policy_memory.clamp(1, 4096) as usize) << 20,
+            deadline: std::time::Duration::from_secs(self.policy_deadline.max(1)),
+            ..keelson::policy::Limits::default()
+        }
+    }
+}
+
+fn parse_now(s: &str) -> Result<jiff::Timestamp, String> {
+    s.parse::<jiff::Timestamp>()
+        .map(|t| jiff::Timestamp::from_second(t.as_second()).unwrap_or(t))
+        .map_err(|e| format!("`{s}` is not an RFC 3339 time such as 2026-11-23T09:30:00Z: {e}"))
 }
 
 /// How registries are asked.
@@ -260,6 +345,7 @@ fn run(cli: Cli) -> Result<ExitCode, Error> {
             dry_run,
             format,
             registry,
+            policy,
         } => run_compile(
             &dir,
             &out,
@@ -268,9 +354,34 @@ fn run(cli: Cli) -> Result<ExitCode, Error> {
                 force,
                 dry_run,
                 registry: registry.options(),
+                now: policy.now,
+                policy_limits: policy.limits(),
             },
             format,
         ),
+        Command::Explain {
+            dir,
+            app,
+            stage,
+            out,
+            offline,
+            registry,
+            policy,
+        } => run_explain(
+            &dir,
+            &app,
+            stage.as_deref(),
+            out.as_deref(),
+            &keelson::compile::Options {
+                offline,
+                dry_run: true,
+                registry: registry.options(),
+                now: policy.now,
+                policy_limits: policy.limits(),
+                ..Default::default()
+            },
+        ),
+        Command::Policy { command } => run_policy(command),
         Command::Tags {
             command:
                 TagsCommand::Select {
@@ -456,4 +567,116 @@ fn run_fmt(dir: &std::path::Path, check_only: bool) -> Result<ExitCode, Error> {
         return Ok(ExitCode::from(1));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn run_explain(
+    dir: &std::path::Path,
+    app: &str,
+    stage: Option<&str>,
+    out: Option<&std::path::Path>,
+    options: &keelson::compile::Options,
+) -> Result<ExitCode, Error> {
+    // Without a tree there is no lock: every stage is explained as new.
+    let empty = std::env::temp_dir().join("keelson-explain-no-tree");
+    let out = out.unwrap_or(&empty);
+    let checked = check::check_dir(dir)?;
+    let compiled = keelson::compile::build(checked, out, options)?;
+    let rendered = diagnostic::render(
+        &compiled.diagnostics,
+        &compiled.sources,
+        Format::Human,
+        color(),
+    );
+    eprint!("{rendered}");
+    let Some((estate, decisions)) = &compiled.decided else {
+        print_error(&Error::InvalidEstate {
+            errors: compiled.error_count(),
+        });
+        return Ok(ExitCode::from(1));
+    };
+    let names: Vec<&str> = estate.apps.iter().map(|a| a.name.value.as_str()).collect();
+    let Some(ai) = names.iter().position(|n| *n == app) else {
+        return Err(Error::refused(
+            format!("the estate has no app `{app}`"),
+            format!("the apps are: {}", names.join(", ")),
+        ));
+    };
+    let stage_id = match stage {
+        None => None,
+        Some(s) => match estate.stages.iter().position(|st| st.name.value == s) {
+            Some(i) => Some(keelson::model::StageId(i as u32)),
+            None => {
+                let all: Vec<&str> = estate
+                    .stages
+                    .iter()
+                    .map(|s| s.name.value.as_str())
+                    .collect();
+                return Err(Error::refused(
+                    format!("the estate has no stage `{s}`"),
+                    format!("the stages are: {}", all.join(", ")),
+                ));
+            }
+        },
+    };
+    print!(
+        "{}",
+        keelson::explain::explain(
+            estate,
+            decisions,
+            keelson::model::AppId(ai as u32),
+            stage_id
+        )
+    );
+    Ok(if compiled.has_errors() {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn run_policy(command: PolicyCommand) -> Result<ExitCode, Error> {
+    use keelson::policy::tool;
+    match command {
+        PolicyCommand::Hash { module } => {
+            println!("{}", tool::hash_file(&module)?);
+            Ok(ExitCode::SUCCESS)
+        }
+        PolicyCommand::New { name, dir } => {
+            let (root, files) = tool::scaffold(&dir, &name)?;
+            for f in &files {
+                eprintln!("wrote {}", root.join(f).display());
+            }
+            eprintln!(
+                "build it with `cd {} && cargo build --release`; its README says how to test and pin it",
+                root.display()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        PolicyCommand::Test {
+            module,
+            input,
+            policy,
+        } => {
+            let tested = tool::test(&module, &input, policy.limits())?;
+            for line in &tested.log {
+                eprintln!("log: {line}");
+            }
+            match &tested.output {
+                Ok(out) => {
+                    println!("{out}");
+                    eprintln!(
+                        "`{}` answered; fuel used: {}; pin: blake3:{}",
+                        tested.entry,
+                        tested.fuel.unwrap_or(0),
+                        tested.hash
+                    );
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(why) => {
+                    eprintln!("error: `{}` failed: {why}", tested.entry);
+                    Ok(ExitCode::from(1))
+                }
+            }
+        }
+    }
 }

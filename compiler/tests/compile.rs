@@ -7,9 +7,16 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+/// Every compile here runs at one fixed `--now`, so trees from separate
+/// compiles (whose locks record `since`) compare equal.
+const NOW: &str = "2026-11-23T09:30:00Z";
+
 fn keelson(args: &[&str], cwd: &Path, env: &[(&str, &str)]) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_keelson"));
     cmd.args(args).current_dir(cwd).env("NO_COLOR", "1");
+    if args.first() == Some(&"compile") {
+        cmd.args(["--now", NOW]);
+    }
     for (k, v) in env {
         cmd.env(k, v);
     }

@@ -84,6 +84,11 @@ pub enum Dropped {
     NoDigest,
     /// Listed, but its manifest is unusable here (the text says why).
     Unusable(String),
+    /// Denied by a filter policy.
+    Policy {
+        policy: String,
+        reason: String,
+    },
 }
 
 impl Dropped {
@@ -97,6 +102,7 @@ impl Dropped {
             Dropped::NoCreated => "no creation time".into(),
             Dropped::NoDigest => "no digest".into(),
             Dropped::Unusable(why) => why.clone(),
+            Dropped::Policy { policy, reason } => format!("denied by policy `{policy}`: {reason}"),
         }
     }
 }

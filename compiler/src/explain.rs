@@ -1,0 +1,161 @@
+//! `keelson explain`: why an app's images are what they are. For every image
+//! and stage: the candidate tags, what dropped each and why (the image's own
+//! filters and filter policies), the strategy's pick, every gate's verdict,
+//! and what the stage runs since when. It reads the trace `select` keeps; it
+//! decides nothing itself.
+
+use std::fmt::Write;
+
+use crate::model::{AppId, Estate, StageId, StageSource};
+use crate::select::{Decision, Decisions, PolicyTrace, Source};
+
+/// The explanation of one app (optionally one stage), as text.
+pub fn explain(
+    estate: &Estate,
+    decisions: &Decisions,
+    app: AppId,
+    stage: Option<StageId>,
+) -> String {
+    let a = estate.app(app);
+    let mut out = String::new();
+    let _ = writeln!(out, "app `{}`", a.name.value);
+    for (ii, image) in a.images.iter().enumerate() {
+        let _ = writeln!(
+            out,
+            "\nimage `{}` ({}), strategy {}{}",
+            image.alias.value,
+            image.repository.value.0,
+            image.strategy.value.name(),
+            image
+                .constraint
+                .as_ref()
+                .map(|c| format!(", constraint `{}`", c.value))
+                .unwrap_or_default()
+        );
+        for d in &a.deployments {
+            let sid = d.stage.value;
+            if stage.is_some_and(|s| s != sid) {
+                continue;
+            }
+            let s = estate.stage(sid);
+            let key = (app, sid, ii);
+            let how = match &s.source {
+                StageSource::Registry { .. } => "from the registry".to_string(),
+                StageSource::Promotion { from, .. } => {
+                    format!("promoted from `{}`", estate.stage(from.value).name.value)
+                }
+            };
+            let _ = writeln!(out, "  stage `{}` ({how})", s.name.value);
+            match (decisions.images.get(&key), decisions.waiting.get(&key)) {
+                (Some(decision), _) => decision_lines(&mut out, estate, decision),
+                (None, Some(trace)) => {
+                    trace_lines(&mut out, estate, trace);
+                    let _ = writeln!(
+                        out,
+                        "    waits: the stage has never run this app, and its gates hold; no Application yet"
+                    );
+                }
+                (None, None) => {
+                    let _ = writeln!(out, "    no decision: see the errors above");
+                }
+            }
+        }
+    }
+    out
+}
+
+fn decision_lines(out: &mut String, estate: &Estate, d: &Decision) {
+    if let Some(sel) = &d.selection {
+        let names: Vec<&str> = sel.candidates.iter().map(|c| c.name.as_str()).collect();
+        let shown = names
+            .iter()
+            .take(10)
+            .copied()
+            .collect::<Vec<_>>()
+            .join(", ");
+        let more = names.len().saturating_sub(10);
+        let _ = writeln!(
+            out,
+            "    candidates, best first ({}): {shown}{}",
+            names.len(),
+            if more > 0 {
+                format!(", and {more} more")
+            } else {
+                String::new()
+            }
+        );
+        if !sel.dropped.is_empty() {
+            let _ = writeln!(out, "    dropped ({}):", sel.dropped.len());
+            let width = sel.dropped.iter().map(|(t, _)| t.len()).max().unwrap_or(0);
+            for (tag, why) in &sel.dropped {
+                let _ = writeln!(out, "      {tag:width$}  {}", why.reason());
+            }
+        }
+        match &sel.chosen {
+            Some(c) => {
+                let _ = writeln!(out, "    pick: {} (the best candidate left)", c.name);
+            }
+            None => {
+                let _ = writeln!(out, "    pick: none");
+            }
+        }
+    }
+    trace_lines(out, estate, &d.trace);
+    let image = reference(&d.tag, &d.digest);
+    let why = match &d.source {
+        Source::Pin => "pinned in the estate: the pin overrides every strategy and policy".into(),
+        Source::Snapshot(f) => format!("chosen by the strategy from snapshot `{f}`"),
+        Source::Registry(r) => format!("chosen by the strategy from {r}"),
+        Source::Lock(s) => format!("replayed from keelson.lock (`{s}`, --offline)"),
+        Source::WriteBack(f) => {
+            format!("kept as Image Updater wrote it into `{f}` (keelson never moves it backwards)")
+        }
+        Source::Promotion(s) => format!("promoted from `{}`", estate.stage(*s).name.value),
+        Source::Held { from, .. } => format!(
+            "held: the gates keep `{}`'s image out, so the stage keeps what it ran",
+            estate.stage(*from).name.value
+        ),
+    };
+    let _ = writeln!(out, "    runs {image} since {}: {why}", d.since);
+    if let Some(prev) = d.history.first() {
+        let _ = writeln!(
+            out,
+            "    before: {} from {} until {}",
+            reference(&prev.tag, &prev.digest),
+            prev.since,
+            prev.until
+        );
+    }
+}
+
+fn trace_lines(out: &mut String, estate: &Estate, t: &PolicyTrace) {
+    if let Some((from, tag, digest)) = &t.upstream {
+        let _ = writeln!(
+            out,
+            "    upstream `{}` runs {}",
+            estate.stage(*from).name.value,
+            reference(tag, digest)
+        );
+    }
+    for g in &t.gates {
+        let _ = writeln!(
+            out,
+            "    gate `{}`: {}: {}",
+            g.policy,
+            if g.promote { "promote" } else { "hold" },
+            g.reason
+        );
+    }
+    for (policy, line) in &t.log {
+        let _ = writeln!(out, "    log [{policy}] {line}");
+    }
+}
+
+fn reference(tag: &Option<String>, digest: &Option<String>) -> String {
+    match (tag, digest) {
+        (Some(t), Some(d)) => format!("{t}@{d}"),
+        (Some(t), None) => t.clone(),
+        (None, Some(d)) => d.clone(),
+        (None, None) => "nothing".into(),
+    }
+}

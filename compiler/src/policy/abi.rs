@@ -1,0 +1,133 @@
+//! The JSON a policy reads and writes (ABI v1, book/src/policy-abi.md).
+//!
+//! Inputs are written by keelson and may grow fields within a version;
+//! outputs are read strictly (`deny_unknown_fields`), so a module that
+//! misspells a field fails loudly instead of being misread.
+
+use serde::{Deserialize, Serialize};
+
+/// The ABI version this keelson speaks.
+pub const VERSION: i32 = 1;
+
+/// At most this many earlier images of a stage are kept and passed.
+pub const HISTORY: usize = 10;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Context<'a> {
+    pub policy: &'a str,
+    pub app: &'a str,
+    pub stage: &'a str,
+    pub image: &'a str,
+    pub repository: &'a str,
+    pub strategy: &'a str,
+    pub now: String,
+    pub params: &'a serde_json::Map<String, serde_json::Value>,
+}
+
+/// What a stage runs now.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Running {
+    pub tag: Option<String>,
+    pub digest: Option<String>,
+    pub since: String,
+}
+
+/// What a stage ran before.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Past {
+    pub tag: Option<String>,
+    pub digest: Option<String>,
+    pub since: String,
+    pub until: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Candidate<'a> {
+    pub tag: &'a str,
+    pub digest: Option<&'a str>,
+    pub created: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct FilterInput<'a> {
+    pub abi: i32,
+    pub entry: &'static str,
+    pub context: Context<'a>,
+    pub current: Option<&'a Running>,
+    pub history: &'a [Past],
+    pub candidates: Vec<Candidate<'a>>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Upstream<'a> {
+    pub stage: &'a str,
+    pub tag: Option<&'a str>,
+    pub digest: Option<&'a str>,
+    pub since: &'a str,
+    pub age_seconds: i64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PromoteInput<'a> {
+    pub abi: i32,
+    pub entry: &'static str,
+    pub context: Context<'a>,
+    pub upstream: Upstream<'a>,
+    pub current: Option<&'a Running>,
+    pub history: &'a [Past],
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FilterDecision {
+    Allow,
+    Deny,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Verdict {
+    pub tag: String,
+    pub decision: FilterDecision,
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Verdicts {
+    pub verdicts: Vec<Verdict>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PromoteDecision {
+    Promote,
+    Hold,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Promotion {
+    pub decision: PromoteDecision,
+    pub reason: String,
+}
+
+/// `{"error": "…"}`: the policy could not judge its input.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyError {
+    pub error: String,
+}
+
+/// RFC 3339, UTC, whole seconds: the only time format of the ABI.
+pub fn time(t: jiff::Timestamp) -> String {
+    // Whole seconds: sub-second precision would only add noise to the lock.
+    let t = jiff::Timestamp::from_second(t.as_second()).unwrap_or(t);
+    t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
+
+/// Reads a time keelson wrote (or any RFC 3339 time).
+pub fn parse_time(s: &str) -> Option<jiff::Timestamp> {
+    s.parse().ok()
+}

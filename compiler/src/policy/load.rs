@@ -1,0 +1,208 @@
+//! Loading an estate's policies for a compile: the module bytes (embedded
+//! for `stdlib:`), their pins (in the estate, else in keelson.lock), and the
+//! checks a module must pass before any call.
+
+use std::collections::{BTreeMap, HashMap};
+
+use crate::diagnostic::{Code, Diagnostic, Diagnostics};
+use crate::lock::{Lock, LockedPolicy};
+use crate::model::{Estate, PolicyId, PolicySource, StageSource};
+
+use super::{Host, Limits, Module};
+
+/// The modules a compile may call, by policy.
+#[derive(Default)]
+pub struct Policies {
+    host: Option<Host>,
+    modules: HashMap<PolicyId, Module>,
+}
+
+impl Policies {
+    pub fn get(&self, id: PolicyId) -> Option<(&Host, &Module)> {
+        Some((self.host.as_ref()?, self.modules.get(&id)?))
+    }
+
+    /// The pins to record in keelson.lock, by policy name.
+    pub fn lock_entries(&self, estate: &Estate) -> BTreeMap<String, LockedPolicy> {
+        self.modules
+            .iter()
+            .map(|(&id, m)| {
+                (
+                    estate.policy(id).name.value.clone(),
+                    LockedPolicy {
+                        source: m.label.clone(),
+                        blake3: m.hash.clone(),
+                    },
+                )
+            })
+            .collect()
+    }
+}
+
+/// How a policy is used, which decides the entry point it must export.
+#[derive(Debug, Clone, Copy, Default)]
+struct Uses {
+    filter: Option<crate::diagnostic::Loc>,
+    gate: Option<crate::diagnostic::Loc>,
+}
+
+/// The label of a policy's module, as messages and the lock name it.
+pub fn label(source: &PolicySource) -> String {
+    match source {
+        PolicySource::Stdlib(name) => format!("stdlib:{name}"),
+        PolicySource::Path(p) => p.to_string_lossy().trim_start_matches("./").to_string(),
+    }
+}
+
+/// Loads every policy the estate uses. Errors are diagnostics; a policy
+/// that failed is absent from the result.
+pub fn load(
+    estate: &Estate,
+    lock: Option<&Lock>,
+    limits: Limits,
+    cache_dir: Option<std::path::PathBuf>,
+    diags: &mut Diagnostics,
+) -> Policies {
+    let mut uses: BTreeMap<PolicyId, Uses> = BTreeMap::new();
+    for app in &estate.apps {
+        for d in &app.deployments {
+            match &estate.stage(d.stage.value).source {
+                StageSource::Registry { filters } => {
+                    for f in app.images.iter().flat_map(|i| &i.filters).chain(filters) {
+                        uses.entry(f.value).or_default().filter.get_or_insert(f.loc);
+                    }
+                }
+                StageSource::Promotion { gates, .. } => {
+                    if !app.images.is_empty() {
+                        for g in gates {
+                            uses.entry(g.value).or_default().gate.get_or_insert(g.loc);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    if uses.is_empty() {
+        return Policies::default();
+    }
+    let host = match Host::new(limits, cache_dir) {
+        Ok(h) => h,
+        Err(e) => {
+            let (&first, _) = uses.iter().next().expect("not empty");
+            diags.push(
+                Diagnostic::error(Code::InvalidPolicy, estate.policy(first).loc, e)
+                    .with_help("this is a fault of keelson or of this machine; please report it"),
+            );
+            return Policies::default();
+        }
+    };
+    let mut modules = HashMap::new();
+    for (id, used) in uses {
+        let policy = estate.policy(id);
+        let label = label(&policy.source.value);
+        let bytes = match &policy.source.value {
+            PolicySource::Stdlib(name) => match super::stdlib::module(name) {
+                Some(b) => b.to_vec(),
+                // Lowering refuses unknown names.
+                None => continue,
+            },
+            PolicySource::Path(p) => match std::fs::read(estate.root.join(p)) {
+                Ok(b) => b,
+                Err(e) => {
+                    diags.push(
+                        Diagnostic::error(
+                            Code::InvalidPolicy,
+                            policy.source.loc,
+                            format!("cannot read policy module `{label}`: {e}"),
+                        )
+                        .with_help("check that the file exists and is readable"),
+                    );
+                    continue;
+                }
+            },
+        };
+        let hash = super::hash(&bytes);
+        let name = &policy.name.value;
+        if let Some(pin) = &policy.pin {
+            if pin.value.0 != hash {
+                diags.push(
+                    Diagnostic::error(
+                        Code::PolicyPinMismatch,
+                        pin.loc,
+                        format!("policy `{name}`: module `{label}` has blake3 {hash}, not the pinned {}", pin.value.0),
+                    )
+                    .with_help("if the module changed on purpose, pin the new hash (`keelson policy hash` prints it); otherwise restore the module the pin names"),
+                );
+                continue;
+            }
+        } else if let Some(locked) = lock.and_then(|l| l.policies.get(name))
+            && locked.source == label
+            && locked.blake3 != hash
+            // A standard policy is pinned by the keelson release that embeds it.
+            && !matches!(policy.source.value, PolicySource::Stdlib(_))
+        {
+            diags.push(
+                Diagnostic::error(
+                    Code::PolicyPinMismatch,
+                    policy.source.loc,
+                    format!(
+                        "policy `{name}`: module `{label}` changed since keelson.lock recorded it (blake3 {} then, {hash} now)",
+                        locked.blake3
+                    ),
+                )
+                .with_help(format!("if the change is intended, pin it: `pin=\"blake3:{hash}\"`; otherwise restore the module")),
+            );
+            continue;
+        }
+        let module = match host.load(&label, &bytes) {
+            Ok(m) => m,
+            Err(why) => {
+                diags.push(
+                    Diagnostic::error(
+                        Code::InvalidPolicy,
+                        policy.source.loc,
+                        format!("policy `{name}`: module `{label}` cannot be used: {why}"),
+                    )
+                    .with_help("build it with the keelson-policy SDK (see the book's policy guide), or fix it against the ABI spec"),
+                );
+                continue;
+            }
+        };
+        let mut fine = true;
+        for (loc, needed, has) in [
+            (used.filter, "filter", module.exports_filter),
+            (used.gate, "promote", module.exports_promote),
+        ] {
+            if let Some(loc) = loc
+                && !has
+            {
+                fine = false;
+                let role = if needed == "filter" {
+                    "a filter"
+                } else {
+                    "a gate"
+                };
+                diags.push(
+                    Diagnostic::error(
+                        Code::InvalidPolicy,
+                        loc,
+                        format!("policy `{name}` is used as {role}, but module `{label}` does not export `{needed}`"),
+                    )
+                    .with_secondary(policy.loc, "declared here")
+                    .with_help(if needed == "filter" {
+                        "use it as a `gate` of a promoting stage, or choose a policy that filters tags"
+                    } else {
+                        "use it as a `filter`, or choose a policy that gates promotion"
+                    }),
+                );
+            }
+        }
+        if fine {
+            modules.insert(id, module);
+        }
+    }
+    Policies {
+        host: Some(host),
+        modules,
+    }
+}
