@@ -1,0 +1,148 @@
+//! `keelson policy hash|test|new` and `keelson explain`, through the binary.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+fn keelson(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_keelson"))
+        .args(args)
+        .current_dir(root())
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("keelson runs")
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+#[test]
+fn hash_prints_the_recorded_pin() {
+    let o = keelson(&["policy", "hash", "stdlib/wasm/soak-time.wasm"]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let hashes = std::fs::read_to_string(root().join("stdlib/wasm/HASHES")).unwrap();
+    let line = hashes
+        .lines()
+        .find(|l| l.ends_with("  soak-time.wasm"))
+        .unwrap();
+    assert_eq!(text(&o.stdout).trim(), format!("blake3:{}", &line[..64]));
+}
+
+#[test]
+fn test_runs_one_call_and_prints_the_verdict() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("input.json");
+    std::fs::write(
+        &input,
+        r#"{"abi":1,"entry":"promote","context":{"policy":"soak","app":"a","stage":"prd","image":"i","repository":"r","strategy":"semver","now":"2026-11-23T10:00:00Z","params":{"hours":24}},
+           "upstream":{"stage":"stg","tag":"1.0.0","digest":null,"since":"2026-11-23T09:00:00Z","age_seconds":3600},"current":null,"history":[]}"#,
+    )
+    .unwrap();
+    let input = input.to_str().unwrap();
+    let o = keelson(&[
+        "policy",
+        "test",
+        "stdlib/wasm/soak-time.wasm",
+        "--input",
+        input,
+    ]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let out: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(out["decision"], "hold", "{out}");
+    assert!(text(&o.stderr).contains("fuel used"));
+
+    // Bad params: the policy's own error, exit 1.
+    let bad = dir.path().join("bad.json");
+    let text_in = std::fs::read_to_string(input)
+        .unwrap()
+        .replace(r#""hours":24"#, r#""hourz":24"#);
+    std::fs::write(&bad, text_in).unwrap();
+    let o = keelson(&[
+        "policy",
+        "test",
+        "stdlib/wasm/soak-time.wasm",
+        "--input",
+        bad.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains("reported an error"),
+        "{}",
+        text(&o.stderr)
+    );
+
+    // A filter-only call to a promote-only module is refused before calling.
+    let o = keelson(&[
+        "policy",
+        "test",
+        "stdlib/wasm/same-digest.wasm",
+        "--input",
+        input,
+    ]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+}
+
+#[test]
+fn new_scaffolds_a_crate_and_never_overwrites() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap();
+    let o = keelson(&["policy", "new", "team-rules", "--dir", d]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let krate = dir.path().join("team-rules");
+    for f in [
+        "Cargo.toml",
+        "src/lib.rs",
+        "README.md",
+        "input.json",
+        ".cargo/config.toml",
+        "vendor/keelson-policy/Cargo.toml",
+        "vendor/keelson-policy/src/lib.rs",
+        "vendor/keelson-policy/src/time.rs",
+        "vendor/keelson-policy/src/version.rs",
+    ] {
+        assert!(krate.join(f).is_file(), "{f}");
+    }
+    let cargo = std::fs::read_to_string(krate.join("Cargo.toml")).unwrap();
+    assert!(
+        cargo.contains("team-rules") && !cargo.contains("{{"),
+        "{cargo}"
+    );
+    let o = keelson(&["policy", "new", "team-rules", "--dir", d]);
+    assert_eq!(o.status.code(), Some(2));
+    let o = keelson(&["policy", "new", "Team_Rules", "--dir", d]);
+    assert_eq!(o.status.code(), Some(2));
+}
+
+#[test]
+fn explain_names_each_policy_verdict() {
+    let o = keelson(&[
+        "explain",
+        "examples/promotion",
+        "shop",
+        "--now",
+        "2026-11-23T09:30:00Z",
+        "--no-cache",
+    ]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let out = text(&o.stdout);
+    for want in [
+        "latest      denied by policy `no-mutable-tags`",
+        "1.5.0-rc.1  denied by policy `no-prereleases`",
+        "pick: 1.4.0",
+        "gate `change-freeze`: promote",
+        "gate `soak-one-day`: hold",
+        "waits: the stage has never run this app",
+    ] {
+        assert!(out.contains(want), "no `{want}` in:\n{out}");
+    }
+    assert!(text(&o.stderr).contains("promotion-waiting"));
+    let o = keelson(&["explain", "examples/promotion", "shop", "--stage", "nope"]);
+    assert_eq!(o.status.code(), Some(2));
+}
