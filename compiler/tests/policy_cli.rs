@@ -78,7 +78,7 @@ fn test_runs_one_call_and_prints_the_verdict() {
         text(&o.stderr)
     );
 
-    // A filter-only call to a promote-only module is refused before calling.
+    // A policy without params refuses ones it does not know.
     let o = keelson(&[
         "policy",
         "test",
@@ -86,7 +86,12 @@ fn test_runs_one_call_and_prints_the_verdict() {
         "--input",
         input,
     ]);
-    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains("takes no params"),
+        "{}",
+        text(&o.stderr)
+    );
 }
 
 #[test]
