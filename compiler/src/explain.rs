@@ -9,6 +9,41 @@ use std::fmt::Write;
 use crate::model::{AppId, Estate, StageId, StageSource};
 use crate::select::{Decision, Decisions, PolicyTrace, Source};
 
+/// The explanation of the app named `app` (and only stage `stage`, when
+/// given), or a refusal naming the apps or stages there are.
+pub fn explain_named(
+    estate: &Estate,
+    decisions: &Decisions,
+    app: &str,
+    stage: Option<&str>,
+) -> Result<String, crate::Error> {
+    let Some(ai) = estate.apps.iter().position(|a| a.name.value == app) else {
+        let names: Vec<&str> = estate.apps.iter().map(|a| a.name.value.as_str()).collect();
+        return Err(crate::Error::refused(
+            format!("the estate has no app `{app}`"),
+            format!("the apps are: {}", names.join(", ")),
+        ));
+    };
+    let stage = match stage {
+        None => None,
+        Some(s) => match estate.stages.iter().position(|st| st.name.value == s) {
+            Some(i) => Some(StageId(i as u32)),
+            None => {
+                let all: Vec<&str> = estate
+                    .stages
+                    .iter()
+                    .map(|s| s.name.value.as_str())
+                    .collect();
+                return Err(crate::Error::refused(
+                    format!("the estate has no stage `{s}`"),
+                    format!("the stages are: {}", all.join(", ")),
+                ));
+            }
+        },
+    };
+    Ok(explain(estate, decisions, AppId(ai as u32), stage))
+}
+
 /// The explanation of one app (optionally one stage), as text.
 pub fn explain(
     estate: &Estate,

@@ -118,6 +118,19 @@ impl Lock {
     }
 }
 
+impl Lock {
+    /// Whether the lock has any image of `app` in `stage`: whether keelson
+    /// ever deployed the app there.
+    pub fn has_stage(&self, app: &str, stage: &str) -> bool {
+        let i = self
+            .images
+            .partition_point(|i| (i.app.as_str(), i.stage.as_str()) < (app, stage));
+        self.images
+            .get(i)
+            .is_some_and(|i| i.app == app && i.stage == stage)
+    }
+}
+
 impl LockedImage {
     /// The order of the lock's `images`: app, stage, image alias.
     pub fn key(&self) -> (&str, &str, &str) {
@@ -145,6 +158,48 @@ pub fn hash_without_images(text: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reads_format_1_and_refuses_newer_ones() {
+        let v1 = r#"{"version": 1, "images": [{"app": "a", "stage": "dev", "image": "i", "repository": "r", "tag": "1.0.0", "source": "pin"}]}"#;
+        let lock = Lock::parse(v1).unwrap();
+        assert_eq!(lock.version, LOCK_VERSION);
+        assert_eq!(lock.images[0].since, None);
+        assert!(lock.images[0].history.is_empty());
+        let v3 = r#"{"version": 3}"#;
+        assert!(Lock::parse(v3).unwrap_err().contains("newer keelson"));
+    }
+
+    #[test]
+    fn knows_which_app_stages_it_has() {
+        let entry = |app: &str, stage: &str, image: &str| LockedImage {
+            app: app.into(),
+            stage: stage.into(),
+            image: image.into(),
+            repository: "r".into(),
+            tag: None,
+            digest: None,
+            resolved_digest: None,
+            source: "pin".into(),
+            since: None,
+            history: Vec::new(),
+        };
+        let text = Lock {
+            images: vec![
+                entry("b", "prod", "x"),
+                entry("a", "dev", "y"),
+                entry("b", "dev", "z"),
+            ],
+            ..Lock::new()
+        }
+        .to_text();
+        let lock = Lock::parse(&text).unwrap();
+        assert!(lock.has_stage("a", "dev"));
+        assert!(lock.has_stage("b", "prod"));
+        assert!(!lock.has_stage("a", "prod"));
+        assert!(!lock.has_stage("c", "dev"));
+        assert!(!Lock::new().has_stage("a", "dev"));
+    }
 
     #[test]
     fn round_trips() {

@@ -576,8 +576,10 @@ fn run_explain(
     out: Option<&std::path::Path>,
     options: &keelson::compile::Options,
 ) -> Result<ExitCode, Error> {
-    // Without a tree there is no lock: every stage is explained as new.
-    let empty = std::env::temp_dir().join("keelson-explain-no-tree");
+    // Without a tree there is no lock: every stage is explained as new. The
+    // path is this process's own and is never created (explain writes nothing).
+    let empty =
+        std::env::temp_dir().join(format!("keelson-explain-{}-no-tree", std::process::id()));
     let out = out.unwrap_or(&empty);
     let checked = check::check_dir(dir)?;
     let compiled = keelson::compile::build(checked, out, options)?;
@@ -594,38 +596,9 @@ fn run_explain(
         });
         return Ok(ExitCode::from(1));
     };
-    let names: Vec<&str> = estate.apps.iter().map(|a| a.name.value.as_str()).collect();
-    let Some(ai) = names.iter().position(|n| *n == app) else {
-        return Err(Error::refused(
-            format!("the estate has no app `{app}`"),
-            format!("the apps are: {}", names.join(", ")),
-        ));
-    };
-    let stage_id = match stage {
-        None => None,
-        Some(s) => match estate.stages.iter().position(|st| st.name.value == s) {
-            Some(i) => Some(keelson::model::StageId(i as u32)),
-            None => {
-                let all: Vec<&str> = estate
-                    .stages
-                    .iter()
-                    .map(|s| s.name.value.as_str())
-                    .collect();
-                return Err(Error::refused(
-                    format!("the estate has no stage `{s}`"),
-                    format!("the stages are: {}", all.join(", ")),
-                ));
-            }
-        },
-    };
     print!(
         "{}",
-        keelson::explain::explain(
-            estate,
-            decisions,
-            keelson::model::AppId(ai as u32),
-            stage_id
-        )
+        keelson::explain::explain_named(estate, decisions, app, stage)?
     );
     Ok(if compiled.has_errors() {
         ExitCode::from(1)

@@ -151,3 +151,105 @@ fn explain_names_each_policy_verdict() {
     let o = keelson(&["explain", "examples/promotion", "shop", "--stage", "nope"]);
     assert_eq!(o.status.code(), Some(2));
 }
+
+/// A copy of `examples/promotion` in a temporary directory.
+fn promotion_copy() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let from = root().join("examples/promotion");
+    for path in keelson::check::walk(&from) {
+        let to = dir
+            .path()
+            .join("estate")
+            .join(path.strip_prefix(&from).unwrap());
+        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+        std::fs::copy(&path, &to).unwrap();
+    }
+    dir
+}
+
+fn compile_at(dir: &Path, now: &str) -> Output {
+    let estate = dir.join("estate");
+    let out = dir.join("out");
+    keelson(&[
+        "compile",
+        estate.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+        "--now",
+        now,
+        "--no-cache",
+    ])
+}
+
+fn lock_of(dir: &Path) -> String {
+    std::fs::read_to_string(dir.join("out/keelson.lock")).unwrap()
+}
+
+#[test]
+fn a_module_changed_since_the_lock_pinned_it_stops_the_compile() {
+    let dir = promotion_copy();
+    let o = compile_at(dir.path(), "2026-11-23T09:30:00Z");
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let before = lock_of(dir.path());
+    assert!(before.contains("\"no-downgrade\""), "{before}");
+    // Someone swaps the module (the estate has no pin= for it).
+    let policies = dir.path().join("estate/policies");
+    std::fs::copy(
+        policies.join("change-freeze.wasm"),
+        policies.join("no-downgrade.wasm"),
+    )
+    .unwrap();
+    let o = compile_at(dir.path(), "2026-11-23T10:00:00Z");
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o.stderr));
+    let err = text(&o.stderr);
+    assert!(err.contains("policy-pin-mismatch"), "{err}");
+    assert!(
+        err.contains("changed since keelson.lock recorded it"),
+        "{err}"
+    );
+    assert_eq!(
+        lock_of(dir.path()),
+        before,
+        "a failed compile changed the lock"
+    );
+}
+
+#[test]
+fn a_new_image_held_by_gates_in_a_deployed_stage_is_an_error() {
+    let dir = promotion_copy();
+    assert!(
+        compile_at(dir.path(), "2026-11-23T09:30:00Z")
+            .status
+            .success()
+    );
+    // A day later prod runs the app.
+    let o = compile_at(dir.path(), "2026-11-24T10:00:00Z");
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert!(lock_of(dir.path()).contains("\"prod\""));
+    // A second image: new in prod, where the soak gate holds it.
+    let estate = dir.path().join("estate/estate.kdl");
+    let kdl = std::fs::read_to_string(&estate).unwrap().replace(
+        "    image \"shop\" repository=\"ghcr.io/acme/shop\" strategy=\"newest-build\"\n",
+        "    image \"shop\" repository=\"ghcr.io/acme/shop\" strategy=\"newest-build\"\n    image \"worker\" repository=\"ghcr.io/acme/worker\" strategy=\"semver\"\n",
+    );
+    std::fs::write(&estate, kdl).unwrap();
+    let tags = dir.path().join("estate/tags.json");
+    let mut snapshot: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&tags).unwrap()).unwrap();
+    snapshot["ghcr.io/acme/worker"] = serde_json::json!([{
+        "name": "2.0.0",
+        "created": "2026-11-20T00:00:00Z",
+        "digest": format!("sha256:{}", "7".repeat(64))
+    }]);
+    std::fs::write(&tags, snapshot.to_string()).unwrap();
+    let before = lock_of(dir.path());
+    let o = compile_at(dir.path(), "2026-11-24T10:05:00Z");
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o.stderr));
+    let err = text(&o.stderr);
+    assert!(err.contains("promotion-held"), "{err}");
+    assert!(
+        err.contains("image `worker` of app `shop` in stage `prod` has never run"),
+        "{err}"
+    );
+    assert_eq!(lock_of(dir.path()), before);
+}

@@ -131,3 +131,93 @@ pub fn time(t: jiff::Timestamp) -> String {
 pub fn parse_time(s: &str) -> Option<jiff::Timestamp> {
     s.parse().ok()
 }
+
+/// Why a call gave no usable answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Failure {
+    /// The policy answered `{"error": …}`: it could not judge its input
+    /// (most often, its `params`).
+    Reported(String),
+    /// The module broke the ABI or a limit: a trap, too much fuel, output
+    /// that is not what the ABI says.
+    Broken(String),
+}
+
+/// Reads an entry point's output: `{"error": …}`, or `T`, strictly.
+pub fn parse_output<T: serde::de::DeserializeOwned>(
+    output: &str,
+    entry: &str,
+) -> Result<T, Failure> {
+    let broken = |e: serde_json::Error| {
+        Failure::Broken(format!(
+            "the output of `{entry}` is not what the ABI says: {e}"
+        ))
+    };
+    let value: serde_json::Value = serde_json::from_str(output)
+        .map_err(|e| Failure::Broken(format!("the output of `{entry}` is not JSON: {e}")))?;
+    if value.as_object().is_some_and(|o| o.contains_key("error")) {
+        let e: PolicyError = serde_json::from_value(value).map_err(broken)?;
+        return Err(Failure::Reported(e.error));
+    }
+    serde_json::from_value(value).map_err(broken)
+}
+
+/// Reads a `filter` answer for `candidates`: the denied tags, with their
+/// reasons. Every candidate needs exactly one verdict, and a denial a reason.
+pub fn read_verdicts<'a>(
+    output: &str,
+    candidates: impl Iterator<Item = &'a str>,
+) -> Result<std::collections::BTreeMap<String, String>, Failure> {
+    use std::collections::{BTreeMap, BTreeSet};
+    let verdicts: Verdicts = parse_output(output, "filter")?;
+    // In the caller's order, so the first missing verdict named is the best
+    // candidate's.
+    let order: Vec<&str> = candidates.collect();
+    let candidates: BTreeSet<&str> = order.iter().copied().collect();
+    let mut seen = BTreeSet::new();
+    let mut denied = BTreeMap::new();
+    for v in &verdicts.verdicts {
+        if !candidates.contains(v.tag.as_str()) {
+            return Err(Failure::Broken(format!(
+                "it answered for `{}`, which is not a candidate",
+                v.tag
+            )));
+        }
+        if !seen.insert(v.tag.as_str()) {
+            return Err(Failure::Broken(format!(
+                "it answered twice for `{}`",
+                v.tag
+            )));
+        }
+        if v.decision == FilterDecision::Deny {
+            match &v.reason {
+                Some(r) if !r.trim().is_empty() => {
+                    denied.insert(v.tag.clone(), r.clone());
+                }
+                _ => {
+                    return Err(Failure::Broken(format!(
+                        "it denied `{}` without a reason",
+                        v.tag
+                    )));
+                }
+            }
+        }
+    }
+    if let Some(missing) = order.iter().find(|c| !seen.contains(*c)) {
+        return Err(Failure::Broken(format!(
+            "it gave no verdict for `{missing}` ({} candidates, {} verdicts)",
+            order.len(),
+            verdicts.verdicts.len()
+        )));
+    }
+    Ok(denied)
+}
+
+/// Reads a `promote` answer; its reason must not be empty.
+pub fn read_promotion(output: &str) -> Result<Promotion, Failure> {
+    let p: Promotion = parse_output(output, "promote")?;
+    if p.reason.trim().is_empty() {
+        return Err(Failure::Broken("its decision has no reason".into()));
+    }
+    Ok(p)
+}

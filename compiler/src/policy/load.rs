@@ -121,7 +121,7 @@ pub fn load(
                 }
             },
         };
-        let hash = super::hash(&bytes);
+        let hash = crate::lock::hash(&bytes);
         let name = &policy.name.value;
         if let Some(pin) = &policy.pin {
             if pin.value.0 != hash {

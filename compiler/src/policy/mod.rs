@@ -20,8 +20,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use wasmtime::{
-    Caller, Config, Engine, Extern, ExternType, Linker, Memory, ResourceLimiter, Store, Trap,
-    ValType,
+    Caller, Config, Engine, Extern, ExternType, InstancePre, Linker, Memory, ResourceLimiter,
+    Store, Trap, ValType,
 };
 
 /// What one call may use. Going over any limit stops the call.
@@ -57,6 +57,8 @@ const TICK: Duration = Duration::from_millis(10);
 /// The engine and its deadline clock. Cheap to share across threads.
 pub struct Host {
     engine: Engine,
+    /// The one import a policy may use.
+    linker: Linker<State>,
     limits: Limits,
     cache: Option<PathBuf>,
     stop: Arc<AtomicBool>,
@@ -68,7 +70,7 @@ impl Drop for Host {
     }
 }
 
-/// A module that passed every load-time check.
+/// A module that passed every load-time check, its imports resolved once.
 #[derive(Clone)]
 pub struct Module {
     /// How the estate names it (`stdlib:soak-time`, `policies/x.wasm`).
@@ -77,7 +79,7 @@ pub struct Module {
     pub hash: String,
     pub exports_filter: bool,
     pub exports_promote: bool,
-    module: wasmtime::Module,
+    pre: InstancePre<State>,
 }
 
 /// The answer of one call, with what the module logged.
@@ -170,8 +172,27 @@ impl Host {
                 })
                 .map_err(|e| format!("cannot start the policy deadline clock: {e}"))?;
         }
+        let mut linker = Linker::new(&engine);
+        linker
+            .func_wrap(
+                "keelson",
+                "log",
+                |mut caller: Caller<'_, State>, ptr: i32, len: i32| {
+                    let Some(Extern::Memory(memory)) = caller.get_export("memory") else {
+                        return;
+                    };
+                    log(
+                        &mut caller,
+                        memory,
+                        ptr as u32 as usize,
+                        len as u32 as usize,
+                    );
+                },
+            )
+            .map_err(|e| format!("cannot define the policy import `keelson.log`: {e}"))?;
         Ok(Host {
             engine,
+            linker,
             limits,
             cache: cache_dir.map(|d| d.join(format!("policy-v1-wasmtime{}", wasmtime_major()))),
             stop,
@@ -185,7 +206,7 @@ impl Host {
     /// Compiles and checks a module: its imports, its exports and its ABI
     /// version. `bytes` may also be WebAssembly text.
     pub fn load(&self, label: &str, bytes: &[u8]) -> Result<Module, String> {
-        let hash = blake3::hash(bytes).to_hex().to_string();
+        let hash = crate::lock::hash(bytes);
         if label.ends_with(".wasm") && !bytes.starts_with(b"\0asm") {
             return Err(
                 "it is not a WebAssembly module (a `.wasm` file starts with the bytes `\\0asm`)"
@@ -241,23 +262,25 @@ impl Host {
         if !exports_filter && !exports_promote {
             return Err("it exports neither `filter` nor `promote`".into());
         }
-        let module = Module {
+        let pre = self
+            .linker
+            .instantiate_pre(&module)
+            .map_err(|e| format!("its imports cannot be resolved: {e}"))?;
+        // The version is a function of a pure module, so it is asked once,
+        // here, under the limits, rather than on every call.
+        let mut store = self.store();
+        let instance = pre
+            .instantiate(&mut store)
+            .map_err(|e| self.failure(&store, e, "starting").message)?;
+        self.abi_version(&mut store, &instance)
+            .map_err(|e| e.message)?;
+        Ok(Module {
             label: label.to_string(),
             hash,
             exports_filter,
             exports_promote,
-            module,
-        };
-        // The version is a function, so it is asked once, under the limits.
-        let mut store = self.store();
-        let linker = self.linker();
-        let instance = linker
-            .instantiate(&mut store, &module.module)
-            .map_err(|e| self.failure(&store, e, "starting").message)?;
-        let _ = instance;
-        self.abi_version(&mut store, &instance)
-            .map_err(|e| e.message)?;
-        Ok(module)
+            pre,
+        })
     }
 
     /// Calls `entry` (`filter` or `promote`) with `input`, returning the raw
@@ -299,11 +322,10 @@ impl Host {
             message,
             log: Vec::new(),
         };
-        let linker = self.linker();
-        let instance = linker
-            .instantiate(&mut *store, &module.module)
+        let instance = module
+            .pre
+            .instantiate(&mut *store)
             .map_err(|e| self.failure(store, e, "starting"))?;
-        self.abi_version(store, &instance)?;
         let memory = instance
             .get_memory(&mut *store, "memory")
             .ok_or_else(|| plain("it has no memory".into()))?;
@@ -396,28 +418,6 @@ impl Host {
         store.set_epoch_deadline(ticks);
         store.epoch_deadline_trap();
         store
-    }
-
-    fn linker(&self) -> Linker<State> {
-        let mut linker = Linker::new(&self.engine);
-        linker
-            .func_wrap(
-                "keelson",
-                "log",
-                |mut caller: Caller<'_, State>, ptr: i32, len: i32| {
-                    let Some(Extern::Memory(memory)) = caller.get_export("memory") else {
-                        return;
-                    };
-                    log(
-                        &mut caller,
-                        memory,
-                        ptr as u32 as usize,
-                        len as u32 as usize,
-                    );
-                },
-            )
-            .expect("one definition");
-        linker
     }
 
     /// Turns a wasmtime error into what the user needs to know.
@@ -564,7 +564,77 @@ fn wasmtime_major() -> &'static str {
     "48"
 }
 
-/// The blake3 pin of a module's bytes.
-pub fn hash(bytes: &[u8]) -> String {
-    blake3::hash(bytes).to_hex().to_string()
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A filter that logs `count` copies of its message, then answers `{}`.
+    fn logger(message: &str, count: u32) -> String {
+        let esc: String = message.bytes().map(|b| format!("\\{b:02x}")).collect();
+        format!(
+            r#"(module
+              (import "keelson" "log" (func $log (param i32 i32)))
+              (memory (export "memory") 1)
+              (data (i32.const 16) "{esc}")
+              (data (i32.const 1024) "{{}}")
+              (func (export "keelson_abi_version") (result i32) (i32.const 1))
+              (func (export "keelson_alloc") (param i32) (result i32) (i32.const 2048))
+              (func (export "filter") (param i32 i32) (result i64)
+                (local $i i32)
+                (loop $l
+                  (call $log (i32.const 16) (i32.const {len}))
+                  (local.set $i (i32.add (local.get $i) (i32.const 1)))
+                  (br_if $l (i32.lt_u (local.get $i) (i32.const {count}))))
+                (i64.or (i64.shl (i64.const 1024) (i64.const 32)) (i64.const 2))))"#,
+            len = message.len()
+        )
+    }
+
+    #[test]
+    fn a_log_is_kept_within_its_limit_and_cannot_drive_the_terminal() {
+        let host = Host::new(Limits::default(), None).unwrap();
+        let m = host
+            .load("t.wat", logger("red \x1b[31m", 1).as_bytes())
+            .unwrap();
+        let called = host.call(&m, "filter", b"{}").unwrap();
+        assert_eq!(called.log, ["red \\u{1b}[31m"]);
+
+        let limits = Limits {
+            log: 100,
+            ..Limits::default()
+        };
+        let host = Host::new(limits, None).unwrap();
+        let m = host
+            .load("t.wat", logger("0123456789", 50).as_bytes())
+            .unwrap();
+        let called = host.call(&m, "filter", b"{}").unwrap();
+        assert_eq!(called.log.len(), 11, "{:?}", called.log);
+        assert!(called.log[10].contains("dropped past 100 bytes"));
+    }
+
+    #[test]
+    fn compiled_modules_are_cached_and_a_damaged_entry_is_compiled_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let wat = logger("x", 1);
+        let host = Host::new(Limits::default(), Some(dir.path().to_path_buf())).unwrap();
+        let m = host.load("t.wat", wat.as_bytes()).unwrap();
+        let entry = host
+            .cache
+            .as_ref()
+            .unwrap()
+            .join(format!("{}.cwasm", m.hash));
+        assert!(entry.is_file());
+        // A warm load reads the entry.
+        let m = host.load("t.wat", wat.as_bytes()).unwrap();
+        assert_eq!(host.call(&m, "filter", b"{}").unwrap().output, "{}");
+        // A damaged entry fails its checksum: compiled again, and rewritten.
+        let mut bytes = std::fs::read(&entry).unwrap();
+        let last = bytes.len() - 1;
+        bytes[last] ^= 0xff;
+        std::fs::write(&entry, &bytes).unwrap();
+        assert!(host.read_cached(&entry).is_none());
+        let m = host.load("t.wat", wat.as_bytes()).unwrap();
+        assert_eq!(host.call(&m, "filter", b"{}").unwrap().output, "{}");
+        assert!(host.read_cached(&entry).is_some());
+    }
 }

@@ -58,7 +58,7 @@ mod tests {
                 .lines()
                 .find(|l| l.ends_with(&format!("  {name}.wasm")))
                 .unwrap_or_else(|| panic!("{name} is not in stdlib/wasm/HASHES"));
-            assert_eq!(&line[..64], super::super::hash(bytes), "{name}");
+            assert_eq!(&line[..64], crate::lock::hash(bytes), "{name}");
         }
     }
 }

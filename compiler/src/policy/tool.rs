@@ -10,7 +10,7 @@ use super::{Host, Limits, abi};
 /// The pin of a module file: `blake3:<hex>`.
 pub fn hash_file(path: &Path) -> Result<String, Error> {
     let bytes = std::fs::read(path).map_err(|e| Error::io("reading", path, e))?;
-    Ok(format!("blake3:{}", super::hash(&bytes)))
+    Ok(format!("blake3:{}", crate::lock::hash(&bytes)))
 }
 
 /// The result of one call by `keelson policy test`.
@@ -76,16 +76,20 @@ pub fn test(module: &Path, input: &Path, limits: Limits) -> Result<Tested, Error
     let (output, log, fuel) = match host.call(&loaded, &entry, text.as_bytes()) {
         Ok(called) => {
             let checked = if entry == "filter" {
-                crate::select::parse_output::<abi::Verdicts>(&called.output, &entry).map(|_| ())
+                let candidates = value
+                    .get("candidates")
+                    .and_then(|c| c.as_array())
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|c| c.get("tag").and_then(|t| t.as_str()));
+                abi::read_verdicts(&called.output, candidates).map(|_| ())
             } else {
-                crate::select::parse_output::<abi::Promotion>(&called.output, &entry).map(|_| ())
+                abi::read_promotion(&called.output).map(|_| ())
             };
             let output = match checked {
                 Ok(()) => Ok(pretty(&called.output)),
-                Err(why) => match why.strip_prefix(crate::select::POLICY_ERROR) {
-                    Some(msg) => Err(format!("it reported an error: {msg}")),
-                    None => Err(why),
-                },
+                Err(abi::Failure::Reported(msg)) => Err(format!("it reported an error: {msg}")),
+                Err(abi::Failure::Broken(why)) => Err(why),
             };
             (output, called.log, Some(called.fuel))
         }

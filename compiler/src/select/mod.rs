@@ -25,7 +25,7 @@ use crate::graph::EstateGraph;
 use crate::lock::LockedImage;
 use crate::model::{AppId, Estate, PolicyId, Spanned, StageId, StageSource};
 use crate::policy::Policies;
-use crate::policy::abi::{self, Past, Running};
+use crate::policy::abi::{self, Failure, Past, Running};
 use crate::semver::Version;
 use strategy::{Dropped, Rules, Selection, TagInfo};
 
@@ -179,11 +179,7 @@ fn decide_app(input: &Inputs<'_>, app_id: AppId) -> AppDecisions {
             continue;
         };
         // Whether keelson ever deployed this app to this stage.
-        let stage_known = lock.is_some_and(|l| {
-            l.images
-                .iter()
-                .any(|i| i.app == app.name.value && i.stage == stage.name.value)
-        });
+        let stage_known = lock.is_some_and(|l| l.has_stage(&app.name.value, &stage.name.value));
         for (ii, image) in app.images.iter().enumerate() {
             let key = (app_id, stage_id, ii);
             let locked =
@@ -579,11 +575,11 @@ impl Call<'_> {
         }
     }
 
-    fn run(&self, id: PolicyId, entry: &str, input: &[u8]) -> Result<(String, Log), String> {
+    fn run(&self, id: PolicyId, entry: &str, input: &[u8]) -> Result<(String, Log), Failure> {
         let policy = self.input.estate.policy(id);
-        // Policies that failed to load were reported; they are never called.
+        // A compile stops before `select` when a policy fails to load.
         let Some((host, module)) = self.input.policies.get(id) else {
-            return Err(String::new());
+            return Err(Failure::Broken("its module was not loaded".into()));
         };
         let log_of = |lines: Vec<String>| -> Log {
             lines
@@ -593,7 +589,7 @@ impl Call<'_> {
         };
         match host.call(module, entry, input) {
             Ok(called) => Ok((called.output, log_of(called.log))),
-            Err(e) => Err(e.to_string()),
+            Err(e) => Err(Failure::Broken(e.to_string())),
         }
     }
 
@@ -602,7 +598,7 @@ impl Call<'_> {
         &self,
         id: PolicyId,
         candidates: &[TagInfo],
-    ) -> Result<(BTreeMap<String, String>, Log), String> {
+    ) -> Result<(BTreeMap<String, String>, Log), Failure> {
         let policy = self.input.estate.policy(id);
         let input = abi::FilterInput {
             abi: abi::VERSION,
@@ -621,38 +617,7 @@ impl Call<'_> {
         };
         let bytes = serde_json::to_vec(&input).expect("inputs serialise");
         let (output, log) = self.run(id, "filter", &bytes)?;
-        let verdicts: abi::Verdicts = parse_output(&output, "filter")?;
-        let mut seen: BTreeMap<&str, ()> = BTreeMap::new();
-        let mut denied = BTreeMap::new();
-        for v in &verdicts.verdicts {
-            if !candidates.iter().any(|c| c.name == v.tag) {
-                return Err(format!(
-                    "it answered for `{}`, which is not a candidate",
-                    v.tag
-                ));
-            }
-            if seen.insert(&v.tag, ()).is_some() {
-                return Err(format!("it answered twice for `{}`", v.tag));
-            }
-            if v.decision == abi::FilterDecision::Deny {
-                let reason = v.reason.clone().unwrap_or_default();
-                if reason.trim().is_empty() {
-                    return Err(format!("it denied `{}` without a reason", v.tag));
-                }
-                denied.insert(v.tag.clone(), reason);
-            }
-        }
-        if let Some(missing) = candidates
-            .iter()
-            .find(|c| !seen.contains_key(c.name.as_str()))
-        {
-            return Err(format!(
-                "it gave no verdict for `{}` ({} candidates, {} verdicts)",
-                missing.name,
-                candidates.len(),
-                verdicts.verdicts.len()
-            ));
-        }
+        let denied = abi::read_verdicts(&output, candidates.iter().map(|c| c.name.as_str()))?;
         Ok((denied, log))
     }
 
@@ -662,7 +627,7 @@ impl Call<'_> {
         id: PolicyId,
         from: StageId,
         up: &Decision,
-    ) -> Result<(GateVerdict, Log), String> {
+    ) -> Result<(GateVerdict, Log), Failure> {
         let policy = self.input.estate.policy(id);
         let age = match (abi::parse_time(&up.since), abi::parse_time(self.now)) {
             (Some(since), Some(now)) => (now.as_second() - since.as_second()).max(0),
@@ -685,10 +650,7 @@ impl Call<'_> {
         };
         let bytes = serde_json::to_vec(&input).expect("inputs serialise");
         let (output, log) = self.run(id, "promote", &bytes)?;
-        let p: abi::Promotion = parse_output(&output, "promote")?;
-        if p.reason.trim().is_empty() {
-            return Err("its decision has no reason".into());
-        }
+        let p = abi::read_promotion(&output)?;
         Ok((
             GateVerdict {
                 policy: policy.name.value.clone(),
@@ -703,16 +665,16 @@ impl Call<'_> {
         &self,
         at: &Spanned<PolicyId>,
         d: &crate::model::Deployment,
-        why: String,
+        why: Failure,
     ) -> Diagnostic {
         let policy = self.input.estate.policy(at.value);
         let label = crate::policy::label(&policy.source.value);
-        let (why, help) = match why.strip_prefix(POLICY_ERROR) {
-            Some(msg) => (
+        let (why, help) = match why {
+            Failure::Reported(msg) => (
                 format!("it reported an error: {msg}"),
                 "fix the policy's `params` (its documentation lists them)".to_string(),
             ),
-            None => (
+            Failure::Broken(why) => (
                 why,
                 format!(
                     "fix the module or ask its author; `keelson explain` shows the call, and `keelson policy test {label} --input FILE` repeats it"
@@ -734,30 +696,6 @@ impl Call<'_> {
         .with_secondary(d.stage.loc, "deployed here")
         .with_help(help)
     }
-}
-
-/// Marks a policy's own `{"error": …}` answer in an error string.
-pub const POLICY_ERROR: &str = "\u{0}policy-error:";
-
-/// Reads an entry point's output: `{"error": …}`, or `T`, strictly.
-pub fn parse_output<T: serde::de::DeserializeOwned>(
-    output: &str,
-    entry: &str,
-) -> Result<T, String> {
-    let value: serde_json::Value = serde_json::from_str(output)
-        .map_err(|e| format!("the output of `{entry}` is not JSON: {e}"))?;
-    if let Some(obj) = value.as_object()
-        && obj.contains_key("error")
-    {
-        return match serde_json::from_value::<abi::PolicyError>(value.clone()) {
-            Ok(e) => Err(format!("{POLICY_ERROR}{}", e.error)),
-            Err(e) => Err(format!(
-                "the output of `{entry}` is not what the ABI says: {e}"
-            )),
-        };
-    }
-    serde_json::from_value(value)
-        .map_err(|e| format!("the output of `{entry}` is not what the ABI says: {e}"))
 }
 
 fn no_match_help(s: &Selection) -> String {
