@@ -137,7 +137,22 @@ fn decision_lines(out: &mut String, estate: &Estate, d: &Decision) {
     }
     trace_lines(out, estate, &d.trace);
     let image = reference(&d.tag, &d.digest);
-    let why = match &d.source {
+    let why = source_text(estate, &d.source);
+    let _ = writeln!(out, "    runs {image} since {}: {why}", d.since);
+    if let Some(prev) = d.history.first() {
+        let _ = writeln!(
+            out,
+            "    before: {} from {} until {}",
+            reference(&prev.tag, &prev.digest),
+            prev.since,
+            prev.until
+        );
+    }
+}
+
+/// Where a decision came from, as a sentence.
+fn source_text(estate: &Estate, source: &Source) -> String {
+    match source {
         Source::Pin => "pinned in the estate: the pin overrides every strategy and policy".into(),
         Source::Snapshot(f) => format!("chosen by the strategy from snapshot `{f}`"),
         Source::Registry(r) => format!("chosen by the strategy from {r}"),
@@ -150,17 +165,71 @@ fn decision_lines(out: &mut String, estate: &Estate, d: &Decision) {
             "held: the gates keep `{}`'s image out, so the stage keeps what it ran",
             estate.stage(*from).name.value
         ),
-    };
-    let _ = writeln!(out, "    runs {image} since {}: {why}", d.since);
-    if let Some(prev) = d.history.first() {
-        let _ = writeln!(
-            out,
-            "    before: {} from {} until {}",
-            reference(&prev.tag, &prev.digest),
-            prev.since,
-            prev.until
-        );
     }
+}
+
+/// Why a stage runs what it runs, on one line (for `keelson diff`): the
+/// source, the strategy's pick among how many, what policies dropped, and
+/// every gate's verdict.
+pub fn summary(estate: &Estate, app: AppId, image: usize, d: &Decision) -> String {
+    let img = &estate.app(app).images[image];
+    let mut parts = Vec::new();
+    match &d.source {
+        Source::Snapshot(_) | Source::Registry(_) => {
+            let mut s = format!(
+                "{}{}",
+                img.strategy.value.name(),
+                img.constraint
+                    .as_ref()
+                    .map(|c| format!(" `{}`", c.value))
+                    .unwrap_or_default()
+            );
+            if let Some(sel) = &d.selection {
+                let _ = write!(s, ": best of {} candidates", sel.candidates.len());
+                let by_policy: Vec<&str> = sel
+                    .dropped
+                    .iter()
+                    .filter_map(|(_, why)| match why {
+                        crate::select::strategy::Dropped::Policy { policy, .. } => {
+                            Some(policy.as_str())
+                        }
+                        _ => None,
+                    })
+                    .collect();
+                if !by_policy.is_empty() {
+                    let mut names = by_policy.clone();
+                    names.sort_unstable();
+                    names.dedup();
+                    let _ = write!(
+                        s,
+                        ", {} denied by {}",
+                        by_policy.len(),
+                        names
+                            .iter()
+                            .map(|n| format!("`{n}`"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    );
+                }
+            }
+            let from = match &d.source {
+                Source::Snapshot(f) => format!("snapshot `{f}`"),
+                Source::Registry(r) => r.clone(),
+                _ => unreachable!(),
+            };
+            parts.push(format!("{s} (from {from})"));
+        }
+        other => parts.push(source_text(estate, other)),
+    }
+    for g in &d.trace.gates {
+        parts.push(format!(
+            "gate `{}` {}: {}",
+            g.policy,
+            if g.promote { "promotes" } else { "holds" },
+            g.reason
+        ));
+    }
+    parts.join("; ")
 }
 
 fn trace_lines(out: &mut String, estate: &Estate, t: &PolicyTrace) {

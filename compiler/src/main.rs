@@ -2,7 +2,9 @@
 //! Data goes to stdout; diagnostics and progress to stderr.
 //!
 //! Exit codes: 0 success; 1 the estate has errors (or `fmt --check` found
-//! files to format); 2 a usage or I/O error.
+//! files to format); 2 a usage or I/O error. `diff` differs, as `git diff
+//! --exit-code` and `kubectl diff` do: 1 means changes (with `--exit-code`),
+//! and every failure, estate errors included, is 2.
 
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
@@ -55,6 +57,38 @@ enum Command {
         /// How to print diagnostics.
         #[arg(long, value_enum, default_value_t = Format::Human)]
         format: Format,
+        #[command(flatten)]
+        registry: RegistryArgs,
+        #[command(flatten)]
+        policy: PolicyArgs,
+    },
+    /// Show what compiling the estate would change in a generated tree: files,
+    /// resources, images and why, prune risks. Writes nothing.
+    #[command(group(clap::ArgGroup::new("old").required(true).args(["against", "against_git"])))]
+    Diff {
+        /// The estate directory (its `*.kdl` files).
+        dir: PathBuf,
+        /// The generated tree to compare with: a directory (the output of an earlier compile).
+        #[arg(long, value_name = "OUT")]
+        against: Option<PathBuf>,
+        /// The tree in a git revision, `REV[:PATH]` (e.g. `origin/main:gitops`), in the repository of the current directory.
+        #[arg(long, value_name = "REV[:PATH]")]
+        against_git: Option<String>,
+        /// `text` for a terminal, `markdown` for a pull-request comment, `json` for tools.
+        #[arg(long, value_enum, default_value_t = DiffFormat::Text)]
+        format: DiffFormat,
+        /// Exit 1 when anything would change, 0 when nothing would (errors exit 2).
+        #[arg(long)]
+        exit_code: bool,
+        /// With `--format text`, show each file's line diff too.
+        #[arg(long)]
+        patch: bool,
+        /// Colour the text: `auto` colours a terminal unless NO_COLOR is set.
+        #[arg(long, value_enum, default_value_t = ColorChoice::Auto)]
+        color: ColorChoice,
+        /// Ask no registry: pin what keelson.lock and the snapshots say.
+        #[arg(long)]
+        offline: bool,
         #[command(flatten)]
         registry: RegistryArgs,
         #[command(flatten)]
@@ -264,6 +298,20 @@ enum OutputFormat {
     Json,
 }
 
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum DiffFormat {
+    Text,
+    Markdown,
+    Json,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum ColorChoice {
+    Auto,
+    Always,
+    Never,
+}
+
 #[derive(Clone, Copy, ValueEnum)]
 enum GraphFormat {
     Dot,
@@ -359,6 +407,47 @@ fn run(cli: Cli) -> Result<ExitCode, Error> {
             },
             format,
         ),
+        Command::Diff {
+            dir,
+            against,
+            against_git,
+            format,
+            exit_code,
+            patch,
+            color,
+            offline,
+            registry,
+            policy,
+        } => {
+            let against = match (against, against_git) {
+                (Some(dir), _) => keelson::diff::Against::Dir(dir),
+                (None, Some(spec)) => keelson::diff::Against::git(PathBuf::from("."), &spec),
+                (None, None) => unreachable!("clap requires --against or --against-git"),
+            };
+            let color = match color {
+                ColorChoice::Always => true,
+                ColorChoice::Never => false,
+                ColorChoice::Auto => {
+                    std::io::stdout().is_terminal()
+                        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+                }
+            };
+            run_diff(
+                &dir,
+                &against,
+                &keelson::compile::Options {
+                    offline,
+                    registry: registry.options(),
+                    now: policy.now,
+                    policy_limits: policy.limits(),
+                    ..Default::default()
+                },
+                format,
+                exit_code,
+                patch,
+                color,
+            )
+        }
         Command::Explain {
             dir,
             app,
@@ -527,6 +616,51 @@ fn run_compile(
         None => eprintln!("checked {files} files; nothing written (--dry-run)"),
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn run_diff(
+    dir: &std::path::Path,
+    against: &keelson::diff::Against,
+    options: &keelson::compile::Options,
+    format: DiffFormat,
+    exit_code: bool,
+    patch: bool,
+    color_out: bool,
+) -> Result<ExitCode, Error> {
+    use keelson::diff::render;
+    let outcome = keelson::diff::diff_dir(dir, against, options)?;
+    let compiled = &outcome.compiled;
+    eprint!(
+        "{}",
+        diagnostic::render(
+            &compiled.diagnostics,
+            &compiled.sources,
+            Format::Human,
+            color()
+        )
+    );
+    let Some(diff) = &outcome.diff else {
+        // Errors in the estate: there is nothing to compare, and that is not
+        // "no changes" (exit 2, as for every failure of diff).
+        print_error(&Error::InvalidEstate {
+            errors: compiled.error_count(),
+        });
+        return Ok(ExitCode::from(2));
+    };
+    let text = match format {
+        DiffFormat::Text => render::text(diff, color_out, patch),
+        DiffFormat::Markdown => render::markdown(diff),
+        DiffFormat::Json => render::json(diff),
+    };
+    print!("{text}");
+    if format != DiffFormat::Text {
+        eprintln!("{}", render::headline(diff));
+    }
+    Ok(if exit_code && diff.has_changes() {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 fn run_fmt(dir: &std::path::Path, check_only: bool) -> Result<ExitCode, Error> {

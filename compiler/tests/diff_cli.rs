@@ -1,0 +1,222 @@
+//! `keelson diff` as users and CI run it: exit codes (0 no changes, 1
+//! changes with `--exit-code`, 2 errors), a tree in a git revision, and
+//! colour only when asked for or on a terminal.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+const NOW: &str = "2026-11-23T09:30:00Z";
+
+fn keelson(args: &[&str], cwd: &Path, env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_keelson"));
+    cmd.args(args).current_dir(cwd).env_remove("NO_COLOR");
+    if matches!(args.first(), Some(&"compile") | Some(&"diff")) {
+        cmd.args(["--now", NOW, "--no-cache"]);
+    }
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().expect("keelson runs")
+}
+
+fn git(dir: &Path, args: &[&str]) {
+    let out = Command::new("git")
+        .args(["-c", "user.name=ci", "-c", "user.email=ci@example.invalid"])
+        .args([
+            "-c",
+            "init.defaultBranch=main",
+            "-c",
+            "commit.gpgsign=false",
+        ])
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("git runs");
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn text(o: &Output) -> (String, String) {
+    (
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+/// A repository holding the quickstart estate in `estate/` and its compiled
+/// tree in `gitops/`, committed.
+fn repo() -> (tempfile::TempDir, PathBuf) {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().to_path_buf();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    copy_dir(&root.join("examples/quickstart"), &dir.join("estate"));
+    let o = keelson(&["compile", "estate", "-o", "gitops"], &dir, &[]);
+    assert!(o.status.success(), "{}", text(&o).1);
+    git(&dir, &["init", "-q"]);
+    git(&dir, &["add", "-A"]);
+    git(&dir, &["commit", "-q", "-m", "first compile"]);
+    (tmp, dir)
+}
+
+/// A newer release in the snapshot: the image moves.
+fn bump(dir: &Path) {
+    let path = dir.join("estate/tags.json");
+    let s = std::fs::read_to_string(&path).unwrap().replace(
+        r#"{"name": "1.1.0","#,
+        r#"{"name": "1.1.9", "created": "2026-11-10T10:00:00Z", "digest": null},
+    {"name": "1.1.0","#,
+    );
+    std::fs::write(path, s).unwrap();
+}
+
+#[test]
+fn exit_codes() {
+    let (_tmp, dir) = repo();
+    let o = keelson(
+        &["diff", "estate", "--against", "gitops", "--exit-code"],
+        &dir,
+        &[],
+    );
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{out}{err}");
+    assert!(out.contains("no changes"), "{out}");
+
+    bump(&dir);
+    let o = keelson(
+        &["diff", "estate", "--against", "gitops", "--exit-code"],
+        &dir,
+        &[],
+    );
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{out}{err}");
+    assert!(
+        out.contains("ghcr.io/acme/hello:1.1.0 → ghcr.io/acme/hello:1.1.9"),
+        "{out}"
+    );
+    // Without --exit-code, changes are not a failure.
+    let o = keelson(&["diff", "estate", "--against", "gitops"], &dir, &[]);
+    assert_eq!(o.status.code(), Some(0));
+
+    // An estate with errors: nothing to compare, which is not "no changes".
+    std::fs::write(dir.join("estate/broken.kdl"), "app \"x\" {\n").unwrap();
+    let o = keelson(
+        &["diff", "estate", "--against", "gitops", "--exit-code"],
+        &dir,
+        &[],
+    );
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(2), "{out}{err}");
+    assert!(out.is_empty(), "{out}");
+    assert!(err.contains("broken.kdl:"), "{err}");
+
+    // Neither --against nor --against-git: a usage error.
+    let o = keelson(&["diff", "estate"], &dir, &[]);
+    assert_eq!(o.status.code(), Some(2));
+}
+
+#[test]
+fn against_a_git_revision() {
+    let (_tmp, dir) = repo();
+    bump(&dir);
+    // The working tree's gitops/ is not what is compared: the committed one is.
+    std::fs::remove_dir_all(dir.join("gitops")).unwrap();
+    let o = keelson(
+        &[
+            "diff",
+            "estate",
+            "--against-git",
+            "HEAD:gitops",
+            "--format",
+            "json",
+            "--exit-code",
+        ],
+        &dir,
+        &[],
+    );
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{out}{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["against"], "HEAD:gitops");
+    assert_eq!(v["exists"], true);
+    assert_eq!(v["summary"]["files"]["added"], 0, "{out}");
+    let images = v["images"].as_array().unwrap();
+    assert_eq!(images.len(), 2, "{out}");
+    assert_eq!(images[0]["old"], "ghcr.io/acme/hello:1.1.0");
+    assert_eq!(images[0]["new"], "ghcr.io/acme/hello:1.1.9");
+
+    // A revision that is not there is an error, not an empty tree.
+    let o = keelson(
+        &["diff", "estate", "--against-git", "no-such-branch:gitops"],
+        &dir,
+        &[],
+    );
+    let (_, err) = text(&o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("`no-such-branch` is not a commit"), "{err}");
+
+    // A directory the revision does not have yet: everything is new.
+    let o = keelson(
+        &[
+            "diff",
+            "estate",
+            "--against-git",
+            "HEAD:new-tree",
+            "--format",
+            "json",
+        ],
+        &dir,
+        &[],
+    );
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["exists"], false);
+    assert_eq!(v["summary"]["files"]["added"], 11, "{out}");
+
+    // A file is not a tree.
+    let o = keelson(
+        &["diff", "estate", "--against-git", "HEAD:gitops/README.md"],
+        &dir,
+        &[],
+    );
+    assert_eq!(o.status.code(), Some(2));
+}
+
+#[test]
+fn colour_only_on_request_or_a_terminal() {
+    let (_tmp, dir) = repo();
+    bump(&dir);
+    let args = ["diff", "estate", "--against", "gitops"];
+    // Piped: plain.
+    let o = keelson(&args, &dir, &[]);
+    assert!(!text(&o).0.contains('\u{1b}'));
+    let mut always = args.to_vec();
+    always.extend(["--color", "always"]);
+    let o = keelson(&always, &dir, &[]);
+    assert!(text(&o).0.contains("\u{1b}["));
+    // Markdown and JSON are never coloured.
+    let mut md = always.clone();
+    md.extend(["--format", "markdown"]);
+    let o = keelson(&md, &dir, &[]);
+    let (out, _) = text(&o);
+    assert!(
+        !out.contains('\u{1b}') && out.starts_with("### keelson diff"),
+        "{out}"
+    );
+}
