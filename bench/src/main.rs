@@ -3,6 +3,8 @@
 //! (see `registry.rs`; the default is 1,000 repositories × 200 tags).
 //! `cargo run --release -p keelson-bench -- policy [--tags T] [--calls C]`
 //! (see `policy.rs`: a WebAssembly filter policy against the same filter in Rust).
+//! `cargo run --release -p keelson-bench -- diff [--apps N] [--runs R]`
+//! (see `diff.rs`: `keelson diff` between two trees of N apps, default 10,000).
 //!
 //! For each size, generates an estate of N apps × 3 stages and reports the
 //! median wall time of `keelson check` beside two baselines measured in the
@@ -15,6 +17,7 @@ use std::time::{Duration, Instant};
 
 use keelson_bench::{Shape, generate};
 
+mod diff;
 mod policy;
 
 fn median(mut v: Vec<Duration>) -> Duration {
@@ -58,6 +61,15 @@ fn main() {
     if args.first().map(String::as_str) == Some("policy") {
         return policy::run(&args[1..]);
     }
+    if args.first().map(String::as_str) == Some("generate") {
+        // `keelson-bench generate DIR N`: an estate to look at or time by hand.
+        let dir = args.get(1).expect("usage: keelson-bench generate DIR APPS");
+        let n = args.get(2).and_then(|n| n.parse().ok()).unwrap_or(100);
+        return generate(Path::new(dir), Shape::standard(n)).expect("writing the estate");
+    }
+    if args.first().map(String::as_str) == Some("diff") {
+        return diff::run(&args[1..]);
+    }
     let mut sizes = vec![100usize, 1_000, 10_000];
     let mut runs = 5usize;
     let mut i = 0;
@@ -88,15 +100,7 @@ fn main() {
     println!("|---|---|---|---|---|---|---|");
     for n in sizes {
         let dir = base.join(format!("n{n}"));
-        generate(
-            &dir,
-            Shape {
-                apps: n,
-                clusters: 3,
-                apps_per_file: 100,
-            },
-        )
-        .expect("writing the estate");
+        generate(&dir, Shape::standard(n)).expect("writing the estate");
         let files = kdl_files(&dir);
         let bytes: u64 = files
             .iter()

@@ -33,6 +33,12 @@ pub struct Options {
     pub now: Option<jiff::Timestamp>,
     /// What each policy call may use.
     pub policy_limits: policy::Limits,
+    /// Decide images from what this generated tree runs (its lock and
+    /// write-backs) instead of what the output runs; the output's lock still
+    /// says which files keelson owns there. `keelson diff --decide-from`
+    /// uses it to compare a pull request's compile, pinned by its committed
+    /// tree, with the base branch's tree.
+    pub decide_from: Option<PathBuf>,
 }
 
 /// What a compile produced. `tree` is `None` when there were errors.
@@ -151,7 +157,14 @@ pub fn build(checked: Checked, out: &Path, options: &Options) -> Result<Compiled
     if !options.offline && !diags.has_errors() {
         discover::read_registries(&estate, &mut tags, &options.registry, &mut diags);
     }
-    let observed = discover::observe(&estate, out)?;
+    // Decisions build on what a tree runs (its lock, Image Updater's
+    // write-backs): the output's, or the tree `decide_from` names. Which
+    // files keelson owns is always the output's lock.
+    let observed = discover::observe(&estate, options.decide_from.as_deref().unwrap_or(out))?;
+    let owned = match &options.decide_from {
+        Some(_) => discover::observe(&estate, out)?.lock,
+        None => observed.lock.clone(),
+    };
     let files = read_app_files(&estate, &mut sources, &mut diags);
     let policies = if diags.has_errors() {
         policy::Policies::default()
@@ -252,7 +265,7 @@ pub fn build(checked: Checked, out: &Path, options: &Options) -> Result<Compiled
         diagnostics: diags.into_sorted(),
         tree: Some(tree),
         lock: Some(lock),
-        previous: observed.lock,
+        previous: owned,
         report: None,
         decided: Some((estate, decisions)),
     })

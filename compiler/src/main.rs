@@ -89,6 +89,11 @@ enum Command {
         /// Ask no registry: pin what keelson.lock and the snapshots say.
         #[arg(long)]
         offline: bool,
+        /// Decide images from what this generated tree runs (its keelson.lock and Image Updater's
+        /// write-backs) rather than the old tree; with `--offline`, a pull request's committed
+        /// compile compared with the base branch's tree.
+        #[arg(long, value_name = "TREE")]
+        decide_from: Option<PathBuf>,
         #[command(flatten)]
         registry: RegistryArgs,
         #[command(flatten)]
@@ -404,6 +409,7 @@ fn run(cli: Cli) -> Result<ExitCode, Error> {
                 registry: registry.options(),
                 now: policy.now,
                 policy_limits: policy.limits(),
+                decide_from: None,
             },
             format,
         ),
@@ -416,6 +422,7 @@ fn run(cli: Cli) -> Result<ExitCode, Error> {
             patch,
             color,
             offline,
+            decide_from,
             registry,
             policy,
         } => {
@@ -440,6 +447,7 @@ fn run(cli: Cli) -> Result<ExitCode, Error> {
                     registry: registry.options(),
                     now: policy.now,
                     policy_limits: policy.limits(),
+                    decide_from,
                     ..Default::default()
                 },
                 format,

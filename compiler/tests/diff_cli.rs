@@ -220,3 +220,69 @@ fn colour_only_on_request_or_a_terminal() {
         "{out}"
     );
 }
+
+/// The CI recipe of the book: on a pull request that changed the estate and
+/// committed the recompiled tree, the committed tree is up to date, and the
+/// review diff against the base branch, pinned by the pull request's lock,
+/// shows what the pull request does — with no registry asked.
+#[test]
+fn pull_request_workflow() {
+    let (_tmp, dir) = repo();
+    git(&dir, &["checkout", "-q", "-b", "bump"]);
+    bump(&dir);
+    let o = keelson(&["compile", "estate", "-o", "gitops"], &dir, &[]);
+    assert!(o.status.success(), "{}", text(&o).1);
+    git(&dir, &["commit", "-q", "-am", "bump hello"]);
+    // The snapshot would pick newer tags now; --offline replays the lock.
+    let snapshot = dir.join("estate/tags.json");
+    let s = std::fs::read_to_string(&snapshot)
+        .unwrap()
+        .replace("1.1.9", "1.1.10");
+    std::fs::write(&snapshot, s).unwrap();
+
+    let o = keelson(
+        &[
+            "diff",
+            "estate",
+            "--against",
+            "gitops",
+            "--offline",
+            "--exit-code",
+        ],
+        &dir,
+        &[],
+    );
+    let (out, err) = text(&o);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "the committed tree is up to date:\n{out}{err}"
+    );
+
+    let o = keelson(
+        &[
+            "diff",
+            "estate",
+            "--against-git",
+            "main:gitops",
+            "--offline",
+            "--decide-from",
+            "gitops",
+            "--format",
+            "markdown",
+            "--exit-code",
+        ],
+        &dir,
+        &[],
+    );
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{out}{err}");
+    assert!(
+        out.contains(
+            "| hello | dev | hello | `ghcr.io/acme/hello:1.1.0` | `ghcr.io/acme/hello:1.1.9` |"
+        ),
+        "{out}"
+    );
+    // Nothing is hand-edited: ownership comes from the base tree's own lock.
+    assert!(!out.contains("hand-edited"), "{out}");
+}

@@ -543,7 +543,24 @@ fn prune_risks<'a>(
     }
     // The App of Apps that manage them: Applications in the old tree whose
     // source directory holds the removed one's file. Only looked for when
-    // something is removed, so a quick text test picks the candidates.
+    // something is removed; a text test (`path: <an ancestor directory>`)
+    // picks the few files worth parsing.
+    let mut ancestors: BTreeSet<String> = BTreeSet::new();
+    for (path, _) in &removed {
+        let mut dir = path.as_str();
+        while let Some((parent, _)) = dir.rsplit_once('/') {
+            ancestors.insert(regex::escape(parent));
+            dir = parent;
+        }
+    }
+    let alternatives: Vec<String> = ancestors.into_iter().collect();
+    let candidate = regex::bytes::RegexBuilder::new(&format!(
+        r"path: ['\x22]?/?(?:{})/?['\x22]?\s*$",
+        alternatives.join("|")
+    ))
+    .multi_line(true)
+    .build()
+    .ok();
     let mut parents: Vec<(String, String, bool, bool)> = Vec::new(); // name, path, recurse, prunes
     for path in old.files() {
         if !(path.ends_with(".yaml") || path.ends_with(".yml")) {
@@ -552,7 +569,10 @@ fn prune_risks<'a>(
         let Some(bytes) = old.read(&path)? else {
             continue;
         };
-        if !bytes.windows(11).any(|w| w == b"Application") {
+        // Without an ancestor (a file at the top) any Application may be its parent.
+        if let Some(c) = &candidate
+            && !c.is_match(&bytes)
+        {
             continue;
         }
         for doc in resource::documents(&bytes).unwrap_or_default() {
