@@ -11,29 +11,11 @@
 //!   compares bytes and says nothing about resources, images or prune risks.
 
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use keelson::compile::{self, Options};
 use keelson::diff::{self, Against, OldTree};
-use keelson_bench::{Shape, generate};
-
-fn median(mut v: Vec<Duration>) -> Duration {
-    v.sort();
-    v[v.len() / 2]
-}
-
-fn time<T>(runs: usize, mut f: impl FnMut() -> T) -> Duration {
-    let _ = f();
-    median(
-        (0..runs)
-            .map(|_| {
-                let t = Instant::now();
-                std::hint::black_box(f());
-                t.elapsed()
-            })
-            .collect(),
-    )
-}
+use keelson_bench::{Shape, generate, time};
 
 fn options() -> Options {
     let mut o = Options {

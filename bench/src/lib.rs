@@ -4,6 +4,28 @@ pub mod registry;
 
 use std::fmt::Write as _;
 use std::path::Path;
+use std::time::{Duration, Instant};
+
+/// The median of `v` (which must not be empty).
+pub fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+/// The median wall time of `runs` calls of `f`, after one untimed call that
+/// warms the page cache and the allocator.
+pub fn time<T>(runs: usize, mut f: impl FnMut() -> T) -> Duration {
+    let _ = f();
+    median(
+        (0..runs.max(1))
+            .map(|_| {
+                let t = Instant::now();
+                std::hint::black_box(f());
+                t.elapsed()
+            })
+            .collect(),
+    )
+}
 
 /// The shape of a generated estate.
 #[derive(Debug, Clone, Copy)]

@@ -13,30 +13,13 @@
 //! Markdown table; the ratios are what to compare across machines.
 
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use keelson_bench::{Shape, generate};
+use keelson_bench::{Shape, generate, time};
 
 mod diff;
 mod policy;
-
-fn median(mut v: Vec<Duration>) -> Duration {
-    v.sort();
-    v[v.len() / 2]
-}
-
-fn time<T>(runs: usize, mut f: impl FnMut() -> T) -> Duration {
-    let _ = f(); // warm the page cache and allocator
-    median(
-        (0..runs)
-            .map(|_| {
-                let t = Instant::now();
-                std::hint::black_box(f());
-                t.elapsed()
-            })
-            .collect(),
-    )
-}
+mod scale;
 
 fn kdl_files(dir: &Path) -> Vec<std::path::PathBuf> {
     let mut v: Vec<_> = std::fs::read_dir(dir)
@@ -66,6 +49,9 @@ fn main() {
         let dir = args.get(1).expect("usage: keelson-bench generate DIR APPS");
         let n = args.get(2).and_then(|n| n.parse().ok()).unwrap_or(100);
         return generate(Path::new(dir), Shape::standard(n)).expect("writing the estate");
+    }
+    if args.first().map(String::as_str) == Some("scale") {
+        return scale::run_scale(&args[1..]);
     }
     if args.first().map(String::as_str) == Some("diff") {
         return diff::run(&args[1..]);

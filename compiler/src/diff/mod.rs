@@ -189,6 +189,16 @@ pub struct PruneRisk {
     pub message: String,
 }
 
+impl PruneRisk {
+    /// `namespace/name`, as kubectl names it.
+    pub fn who(&self) -> String {
+        match &self.namespace {
+            Some(ns) => format!("{ns}/{}", self.name),
+            None => self.name.clone(),
+        }
+    }
+}
+
 impl TreeDiff {
     /// Whether the compile would change anything at all.
     pub fn has_changes(&self) -> bool {

@@ -153,14 +153,11 @@ pub fn text(diff: &TreeDiff, color: bool, patch: bool) -> String {
     if !diff.prune_risks.is_empty() {
         let _ = writeln!(out, "\n{}", p.fg(AnsiColor::Red, &p.bold("prune risks")));
         for r in &diff.prune_risks {
-            let who = match &r.namespace {
-                Some(ns) => format!("{ns}/{}", r.name),
-                None => r.name.clone(),
-            };
             let _ = writeln!(
                 out,
-                "  {} Application {who} is removed ({})",
+                "  {} Application {} is removed ({})",
                 p.fg(AnsiColor::Red, "!"),
+                r.who(),
                 r.path
             );
             let _ = writeln!(out, "    {}", r.message);
@@ -357,14 +354,10 @@ pub fn markdown(diff: &TreeDiff) -> String {
             "> **Prune risk.** Removing an Application can delete live workloads.\n>"
         );
         for r in &diff.prune_risks {
-            let who = match &r.namespace {
-                Some(ns) => format!("{ns}/{}", r.name),
-                None => r.name.clone(),
-            };
             let _ = writeln!(
                 out,
                 "> - Application {} ({}): {}",
-                code(&who),
+                code(&r.who()),
                 code(&r.path),
                 r.message
             );
@@ -479,4 +472,51 @@ fn file_markdown(f: &FileDiff, with_patch: bool) -> String {
     }
     let _ = writeln!(out, "</details>\n");
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::diff::{Counts, FileDiff, Summary};
+
+    fn big_diff(files: usize) -> TreeDiff {
+        let patch: String = (0..200).map(|i| format!("+line {i} ```\n")).collect();
+        TreeDiff {
+            against: "gitops".into(),
+            exists: true,
+            summary: Summary {
+                files: Counts {
+                    added: files,
+                    ..Counts::default()
+                },
+                ..Summary::default()
+            },
+            files: (0..files)
+                .map(|i| FileDiff {
+                    path: format!("k8s/app-{i}/base/deployment.yaml"),
+                    status: Status::Added,
+                    owner: Owner::Keelson,
+                    resources: Vec::new(),
+                    patch: patch.clone(),
+                })
+                .collect(),
+            ..TreeDiff::default()
+        }
+    }
+
+    #[test]
+    fn markdown_stays_under_the_comment_limit() {
+        let md = markdown(&big_diff(500));
+        assert!(md.len() < 65_536, "{} characters", md.len());
+        assert!(md.contains("more not shown"), "{md}");
+        // A patch holding a fence is wrapped in a longer one.
+        assert!(md.contains("````diff"), "{md}");
+    }
+
+    #[test]
+    fn inline_code_survives_backticks() {
+        assert_eq!(code("a`b"), "``a`b``");
+        assert_eq!(code("`x"), "`` `x ``");
+        assert_eq!(cell("a|b\nc"), "a\\|b c");
+    }
 }
