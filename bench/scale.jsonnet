@@ -18,10 +18,13 @@ function(apps, only='all')
     server: 'https://w' + (i % 3) + '.dc1.example.com:6443',
     stages: stages(gated),
     repo: if kind == 1 then '123456789012.dkr.ecr.eu-west-1.amazonaws.com/svc-' + i else 'ghcr.io/acme/svc-' + i,
-    image: if kind == 0 then { newTag: '1.3.0' }
-    else if kind == 1 then { newTag: 'main-' + hex(i * 16 + 5, 7) }
-    else { digest: 'sha256:' + hex(i, 56) + hex(1, 8) },
-    wave: if i % 4 == 0 then 0 else 1,
+    // What keelson pins: the first stage the tag (and the digest when the
+    // strategy tracks one); promoted stages the upstream's digest as well.
+    local digest(n) = 'sha256:' + hex(i, 56) + hex(n, 8),
+    image(n): if kind == 0 then { newTag: '1.3.0' } + (if n > 0 then { digest: digest(4) } else {})
+    else if kind == 1 then { newTag: 'main-' + hex(i * 16 + 5, 7) } + (if n > 0 then { digest: digest(5) } else {})
+    else { newTag: 'stable', digest: digest(1) },
+    wave: i % 4,  // the depends-on chains are 4 deep
     port: 8000 + i % 1000,
   };
   local application(a, n, stage) = {
@@ -57,7 +60,7 @@ function(apps, only='all')
       finalizers: ['resources-finalizer.argocd.argoproj.io'],
     },
     spec: {
-      description: 'Derived for app `' + a.name + '`: only its own destinations and sources',
+      description: 'Derived by keelson for app `' + a.name + '`: only its own destinations and sources',
       sourceRepos: ['https://git.example.com/platform/gitops.git'],
       destinations: [{ server: a.server, namespace: a.name + '-s' + n } for n in [0, 1, 2]],
       clusterResourceWhitelist: [{ group: '', kind: 'Namespace' }],
@@ -94,11 +97,11 @@ function(apps, only='all')
       spec: { selector: labels(a), ports: [{ name: 'http', port: 80, targetPort: 'http' }] },
     }),
   };
-  local overlay(a, stage) = yaml({
+  local overlay(a, n) = yaml({
     apiVersion: 'kustomize.config.k8s.io/v1beta1',
     kind: 'Kustomization',
     resources: ['../../base'],
-    images: [{ name: a.repo } + a.image],
+    images: [{ name: a.repo } + a.image(n)],
   });
   local all = [app(i) for i in std.range(0, apps - 1)];
   local applications = {
@@ -111,7 +114,7 @@ function(apps, only='all')
        + { ['apps/dc1/_keelson/project-' + a.name + '.yaml']: yaml(project(a)) for a in all }
        + { [f.key]: f.value for a in all for f in std.objectKeysValues(base(a)) }
        + {
-         ['k8s/' + a.name + '/overlays/' + a.stages[n] + '/kustomization.yaml']: overlay(a, a.stages[n])
+         ['k8s/' + a.name + '/overlays/' + a.stages[n] + '/kustomization.yaml']: overlay(a, n)
          for a in all
          for n in [0, 1, 2]
        }

@@ -113,6 +113,23 @@ fn mib(r: &Run) -> String {
     format!("{:.0} MiB", r.max_rss_kib as f64 / 1024.0)
 }
 
+/// The baseline must do the same work: every file it writes holds the same
+/// YAML as keelson's file of that path (Jsonnet sorts keys and quotes
+/// strings, so bytes differ).
+fn same_documents(keelson_out: &Path, jsonnet_out: &Path) {
+    let files = keelson::check::walk(jsonnet_out);
+    assert!(!files.is_empty(), "jrsonnet wrote nothing");
+    for path in files {
+        let rel = path.strip_prefix(jsonnet_out).unwrap();
+        let ours = std::fs::read_to_string(keelson_out.join(rel))
+            .unwrap_or_else(|_| panic!("jrsonnet wrote {}, which keelson does not", rel.display()));
+        let theirs = std::fs::read_to_string(&path).unwrap();
+        let a: serde_yaml::Value = serde_yaml::from_str(&ours).unwrap();
+        let b: serde_yaml::Value = serde_yaml::from_str(&theirs).unwrap();
+        assert!(a == b, "{} differs between keelson and jrsonnet", rel.display());
+    }
+}
+
 /// Changes one app: a different port in its template params.
 fn change_one_app(estate: &Path) {
     let file = estate.join("apps-0000.kdl");
@@ -211,7 +228,7 @@ pub fn run_scale(args: &[String]) {
                 },
                 || {
                     run(Command::new(j)
-                        .args(["-S", "-m"])
+                        .args(["-S", "-c", "-m"])
                         .arg(&target)
                         .args(["--tla-code", &format!("apps={n}")])
                         .args(["--tla-str", &format!("only={what}")])
@@ -221,6 +238,10 @@ pub fn run_scale(args: &[String]) {
             (r, files_under(&target))
         };
         let js_all = jsonnet.as_deref().map(|j| generate_with(j, "all"));
+        if js_all.is_some() {
+            // `copy` holds the cold compile's tree (`out` has the one-app change now).
+            same_documents(&tmp.path().join("copy"), &tmp.path().join("jsonnet-all"));
+        }
         let js_apps = jsonnet.as_deref().map(|j| generate_with(j, "applications"));
         let ratio = |r: &Run| r.time.as_secs_f64() / copy.time.as_secs_f64();
         let per_file_vs_js = |r: &Run, count: usize| match &js_apps {

@@ -68,6 +68,33 @@ impl Compiled {
     }
 }
 
+/// Stage timings on stderr when `KEELSON_TIMINGS=1`: for finding where a
+/// compile spends its time (the benchmarks time whole runs).
+pub(crate) struct Laps {
+    last: std::time::Instant,
+    on: bool,
+}
+
+impl Laps {
+    pub(crate) fn start() -> Laps {
+        Laps {
+            last: std::time::Instant::now(),
+            on: std::env::var_os("KEELSON_TIMINGS").is_some_and(|v| v == "1"),
+        }
+    }
+
+    pub(crate) fn lap(&mut self, what: &str) {
+        if self.on {
+            let now = std::time::Instant::now();
+            eprintln!(
+                "timing: {what:<10} {:>8.1} ms",
+                (now - self.last).as_secs_f64() * 1e3
+            );
+            self.last = now;
+        }
+    }
+}
+
 /// Compiles the estate in `dir` into `out`.
 pub fn compile_dir(dir: &Path, out: &Path, options: &Options) -> Result<Compiled, Error> {
     // A previous run that was killed mid-write is completed before anything
@@ -77,8 +104,11 @@ pub fn compile_dir(dir: &Path, out: &Path, options: &Options) -> Result<Compiled
     } else {
         write::recover(out)?
     };
+    let mut laps = Laps::start();
     let checked = check::check_dir(dir)?;
+    laps.lap("check");
     let mut compiled = build(checked, out, options)?;
+    laps = Laps::start();
     if compiled.has_errors() || options.dry_run {
         return Ok(compiled);
     }
@@ -99,7 +129,9 @@ pub fn compile_dir(dir: &Path, out: &Path, options: &Options) -> Result<Compiled
             })
             .collect();
     }
+    laps.lap("conflicts");
     let mut report = write::write(out, tree, lock, old.as_ref(), forced)?;
+    laps.lap("write");
     report.recovered = recovered;
     compiled.report = Some(report);
     Ok(compiled)
@@ -153,6 +185,7 @@ pub fn build(checked: Checked, out: &Path, options: &Options) -> Result<Compiled
     if diags.has_errors() {
         return Ok(fail(sources, diags));
     }
+    let mut laps = Laps::start();
     let mut tags = discover::read_snapshots(&estate, &mut sources, &mut diags);
     if !options.offline && !diags.has_errors() {
         discover::read_registries(&estate, &mut tags, &options.registry, &mut diags);
@@ -166,6 +199,7 @@ pub fn build(checked: Checked, out: &Path, options: &Options) -> Result<Compiled
         None => observed.lock.clone(),
     };
     let files = read_app_files(&estate, &mut sources, &mut diags);
+    laps.lap("discover");
     let policies = if diags.has_errors() {
         policy::Policies::default()
     } else {
@@ -181,6 +215,7 @@ pub fn build(checked: Checked, out: &Path, options: &Options) -> Result<Compiled
         return Ok(fail(sources, diags));
     }
     let now = options.now.unwrap_or_else(jiff::Timestamp::now);
+    laps.lap("policies");
     let decisions = select::decide(
         &select::Inputs {
             estate: &estate,
@@ -243,6 +278,7 @@ pub fn build(checked: Checked, out: &Path, options: &Options) -> Result<Compiled
         emitted = e;
         &emitted
     };
+    laps.lap("select");
     let tree = emit::emit(
         &emit::Inputs {
             estate: estate_for_emit,
@@ -252,7 +288,9 @@ pub fn build(checked: Checked, out: &Path, options: &Options) -> Result<Compiled
         },
         &mut diags,
     );
+    laps.lap("emit");
     verify(&tree, &estate, &mut diags);
+    laps.lap("verify");
     if diags.has_errors() {
         return Ok(fail(sources, diags));
     }
@@ -282,11 +320,36 @@ fn shared_files(estate: &Estate) -> BTreeSet<String> {
 /// The last check before anything is written: every generated YAML file
 /// parses, and every kustomization's local resources exist in the tree.
 fn verify(tree: &Tree, estate: &Estate, diags: &mut Diagnostics) {
+    use rayon::prelude::*;
+    // Files are checked in parallel and reported in path order.
+    let files: Vec<_> = tree.iter().collect();
+    let found: Vec<Diagnostics> = files
+        .par_iter()
+        .map(|(path, bytes)| {
+            let mut diags = Diagnostics::default();
+            verify_file(tree, estate, path, bytes, &mut diags);
+            diags
+        })
+        .collect();
+    for d in found {
+        for d in d.into_sorted() {
+            diags.push(d);
+        }
+    }
+}
+
+fn verify_file(
+    tree: &Tree,
+    estate: &Estate,
+    path: &emit::TreePath,
+    bytes: &[u8],
+    diags: &mut Diagnostics,
+) {
     use serde::Deserialize;
-    for (path, bytes) in tree.iter() {
+    {
         let p = path.as_str();
         if !(p.ends_with(".yaml") || p.ends_with(".yml")) {
-            continue;
+            return;
         }
         let Ok(text) = std::str::from_utf8(bytes) else {
             diags.push(
@@ -297,7 +360,7 @@ fn verify(tree: &Tree, estate: &Estate, diags: &mut Diagnostics) {
                 )
                 .with_help("save the manifest as UTF-8"),
             );
-            continue;
+            return;
         };
         let mut docs = Vec::new();
         for doc in serde_yaml::Deserializer::from_str(text) {

@@ -69,8 +69,15 @@ pub fn load_sources(
         root: root.to_path_buf(),
         ..Default::default()
     };
-    for (name, path, text) in files {
-        let parsed = parse_kdl(&text);
+    // Parsing is most of a check's time, and files parse independently.
+    let parsed: Vec<_> = {
+        use rayon::prelude::*;
+        files
+            .par_iter()
+            .map(|(_, _, text)| parse_kdl(text))
+            .collect()
+    };
+    for ((name, path, text), parsed) in files.into_iter().zip(parsed) {
         let id = loaded.sources.add(name, path, text);
         match parsed {
             Ok(doc) => loaded.files.push(ParsedFile { file: id, doc }),

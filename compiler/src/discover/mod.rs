@@ -343,7 +343,6 @@ pub fn read_snapshots(estate: &Estate, sources: &mut Sources, diags: &mut Diagno
             }
         };
         for (repo, tags) in raw {
-            let key_loc = find_loc(text, &format!("\"{repo}\""), file);
             let mut infos = Vec::with_capacity(tags.len());
             for t in tags {
                 let created = match t.created.as_deref().map(str::parse::<jiff::Timestamp>) {
@@ -374,6 +373,9 @@ pub fn read_snapshots(estate: &Estate, sources: &mut Sources, diags: &mut Diagno
                 });
             }
             if let Some(prev) = data.repos.get(&repo) {
+                // Found only when needed: searching for every key is
+                // quadratic in the snapshot's size.
+                let key_loc = find_loc(text, &format!("\"{repo}\""), file);
                 diags.push(
                     Diagnostic::error(
                         Code::InvalidSnapshot,
