@@ -116,7 +116,10 @@ pub fn compile_dir(dir: &Path, out: &Path, options: &Options) -> Result<Compiled
         return Ok(compiled);
     };
     let old = compiled.previous.clone();
-    let conflicts = write::conflicts(out, tree, old.as_ref())?;
+    let write::Scan {
+        conflicts,
+        unchanged,
+    } = write::scan(out, tree, old.as_ref())?;
     let mut forced = Vec::new();
     if !conflicts.is_empty() {
         if !options.force {
@@ -130,7 +133,7 @@ pub fn compile_dir(dir: &Path, out: &Path, options: &Options) -> Result<Compiled
             .collect();
     }
     laps.lap("conflicts");
-    let mut report = write::write(out, tree, lock, old.as_ref(), forced)?;
+    let mut report = write::write(out, tree, lock, old.as_ref(), forced, &unchanged)?;
     laps.lap("write");
     report.recovered = recovered;
     compiled.report = Some(report);
@@ -289,7 +292,8 @@ pub fn build(checked: Checked, out: &Path, options: &Options) -> Result<Compiled
         &mut diags,
     );
     laps.lap("emit");
-    verify(&tree, &estate, &mut diags);
+    let file_entries = write::file_entries(&tree, &shared_files(&estate));
+    verify(&tree, &estate, owned.as_ref(), &file_entries, &mut diags);
     laps.lap("verify");
     if diags.has_errors() {
         return Ok(fail(sources, diags));
@@ -297,7 +301,7 @@ pub fn build(checked: Checked, out: &Path, options: &Options) -> Result<Compiled
     let mut lock = Lock::new();
     lock.images = decisions.lock_entries(&estate);
     lock.policies = policies.lock_entries(&estate);
-    lock.files = write::file_entries(&tree, &shared_files(&estate));
+    lock.files = file_entries;
     Ok(Compiled {
         sources,
         diagnostics: diags.into_sorted(),
@@ -319,10 +323,28 @@ fn shared_files(estate: &Estate) -> BTreeSet<String> {
 
 /// The last check before anything is written: every generated YAML file
 /// parses, and every kustomization's local resources exist in the tree.
-fn verify(tree: &Tree, estate: &Estate, diags: &mut Diagnostics) {
+///
+/// A file whose bytes the output's lock records was verified by the compile
+/// that wrote it, and is not parsed again, except kustomizations: what they
+/// list may have gone since.
+fn verify(
+    tree: &Tree,
+    estate: &Estate,
+    owned: Option<&Lock>,
+    entries: &std::collections::BTreeMap<String, crate::lock::LockedFile>,
+    diags: &mut Diagnostics,
+) {
     use rayon::prelude::*;
+    let verified = |path: &str| {
+        let name = path.rsplit('/').next().unwrap_or(path);
+        if emit::KUSTOMIZATION_NAMES.contains(&name) {
+            return false;
+        }
+        let before = owned.and_then(|l| l.files.get(path)).map(|e| &e.blake3);
+        before.is_some() && before == entries.get(path).map(|e| &e.blake3)
+    };
     // Files are checked in parallel and reported in path order.
-    let files: Vec<_> = tree.iter().collect();
+    let files: Vec<_> = tree.iter().filter(|(p, _)| !verified(p.as_str())).collect();
     let found: Vec<Diagnostics> = files
         .par_iter()
         .map(|(path, bytes)| {

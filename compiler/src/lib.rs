@@ -12,6 +12,8 @@ pub mod emit;
 pub mod error;
 pub mod explain;
 pub mod fmt;
+#[doc(hidden)]
+pub mod fuzz_entry;
 pub mod graph;
 pub mod init;
 pub mod load;

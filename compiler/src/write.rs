@@ -90,50 +90,70 @@ pub fn recover(out: &Path) -> Result<bool, Error> {
     Ok(applied)
 }
 
+/// What reading the output found: the files a write would refuse to touch,
+/// and the tree's files that are already there byte for byte.
+#[derive(Debug, Default)]
+pub struct Scan {
+    pub conflicts: Vec<Conflict>,
+    pub unchanged: BTreeSet<String>,
+}
+
 /// Compares the tree with `out` and the previous lock: what would be
 /// refused. Reads only.
 pub fn conflicts(out: &Path, tree: &Tree, old: Option<&Lock>) -> Result<Vec<Conflict>, Error> {
-    let mut found = Vec::new();
+    Ok(scan(out, tree, old)?.conflicts)
+}
+
+/// Reads every file the tree or the previous lock names, once, in parallel:
+/// the conflicts, and which tree files need no write.
+pub fn scan(out: &Path, tree: &Tree, old: Option<&Lock>) -> Result<Scan, Error> {
+    use rayon::prelude::*;
     let owned = old.map(|l| &l.files);
-    let mut paths: BTreeSet<String> = tree.iter().map(|(p, _)| p.as_str().to_string()).collect();
+    let mut paths: BTreeSet<&str> = tree.iter().map(|(p, _)| p.as_str()).collect();
     if let Some(files) = owned {
-        paths.extend(files.keys().cloned());
+        paths.extend(files.keys().map(String::as_str));
     }
-    for path in paths {
-        let full = out.join(&path);
-        let current = match fs::read(&full) {
-            Ok(b) => b,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-            // A directory where a file goes, or unreadable: not ours to touch.
-            Err(_) if full.is_dir() => {
-                found.push(Conflict::Foreign(path));
-                continue;
-            }
-            Err(e) => return Err(Error::io("reading the output", &full, e)),
-        };
-        match owned.and_then(|f| f.get(&path)) {
-            Some(entry) => {
-                if hash(&current) == entry.blake3 {
-                    continue;
+    let paths: Vec<&str> = paths.into_iter().collect();
+    // Per path: Some(conflict), and whether the bytes are already the tree's.
+    let found: Vec<Result<(Option<Conflict>, bool), Error>> = paths
+        .par_iter()
+        .map(|&path| {
+            let full = out.join(path);
+            let current = match fs::read(&full) {
+                Ok(b) => b,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((None, false)),
+                // A directory where a file goes, or unreadable: not ours to touch.
+                Err(_) if full.is_dir() => {
+                    return Ok((Some(Conflict::Foreign(path.to_string())), false));
                 }
-                let written_back = entry.without_images.as_ref().is_some_and(|h| {
-                    std::str::from_utf8(&current)
-                        .ok()
-                        .and_then(hash_without_images)
-                        .is_some_and(|now| &now == h)
-                });
-                if !written_back {
-                    found.push(Conflict::Edited(path));
+                Err(e) => return Err(Error::io("reading the output", &full, e)),
+            };
+            let same = tree.get(path) == Some(current.as_slice());
+            let conflict = match owned.and_then(|f| f.get(path)) {
+                Some(entry) => {
+                    let edited = hash(&current) != entry.blake3
+                        && !entry.without_images.as_ref().is_some_and(|h| {
+                            std::str::from_utf8(&current)
+                                .ok()
+                                .and_then(hash_without_images)
+                                .is_some_and(|now| &now == h)
+                        });
+                    edited.then(|| Conflict::Edited(path.to_string()))
                 }
-            }
-            None => {
-                if tree.get(&path) != Some(current.as_slice()) {
-                    found.push(Conflict::Foreign(path));
-                }
-            }
+                None => (!same).then(|| Conflict::Foreign(path.to_string())),
+            };
+            Ok((conflict, same))
+        })
+        .collect();
+    let mut scan = Scan::default();
+    for (path, r) in paths.iter().zip(found) {
+        let (conflict, same) = r?;
+        scan.conflicts.extend(conflict);
+        if same {
+            scan.unchanged.insert(path.to_string());
         }
     }
-    Ok(found)
+    Ok(scan)
 }
 
 /// The lock's `files` for a tree.
@@ -160,13 +180,15 @@ pub fn file_entries(tree: &Tree, shared: &Shared) -> BTreeMap<String, LockedFile
 }
 
 /// Writes `tree` and `lock` to `out`. The caller has recovered any journal
-/// and checked [`conflicts`]; `forced` are the conflicts the user overrode.
+/// and [`scan`]ned the output: `forced` are the conflicts the user overrode,
+/// `unchanged` the files already in place (not read again).
 pub fn write(
     out: &Path,
     tree: &Tree,
     lock: &Lock,
     old: Option<&Lock>,
     forced: Vec<String>,
+    unchanged: &BTreeSet<String>,
 ) -> Result<Report, Error> {
     fs::create_dir_all(out).map_err(|e| Error::io("creating the output directory", out, e))?;
     let dir = out.join(JOURNAL_DIR);
@@ -194,6 +216,9 @@ pub fn write(
             .par_iter()
             .enumerate()
             .map(|(i, (path, bytes))| {
+                if unchanged.contains(path.as_str()) {
+                    return Ok(None);
+                }
                 let existed = match fs::read(out.join(path.as_str())) {
                     Ok(current) if current == *bytes => return Ok(None),
                     Ok(_) => true,

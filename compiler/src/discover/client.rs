@@ -237,7 +237,7 @@ enum Kind {
     Blob,
 }
 
-struct Token {
+pub(crate) struct Token {
     value: String,
     expires: Instant,
 }
@@ -309,19 +309,14 @@ impl Client {
                 ));
             }
             let answer = self.send(repo, Method::Get, &url, None, Kind::Tags, LIMIT_TAGS, doing)?;
-            #[derive(serde::Deserialize)]
-            struct Page {
-                #[serde(default)]
-                tags: Option<Vec<String>>,
-            }
-            let page: Page = serde_json::from_slice(&answer.body).map_err(|e| {
+            let page = tag_page(&answer.body).map_err(|e| {
                 self.error(
                     repo,
                     doing,
                     ErrorKind::Malformed(format!("the tag list is not valid JSON: {e}")),
                 )
             })?;
-            tags.extend(page.tags.unwrap_or_default());
+            tags.extend(page);
             match answer.header("link").and_then(next_link) {
                 Some(next) => url = resolve_url(&repo.api, &url, &next),
                 None => break,
@@ -359,16 +354,7 @@ impl Client {
                 ));
             }
         }
-        let media_type = answer
-            .header("content-type")
-            .map(|c| c.split(';').next().unwrap_or(c).trim().to_string())
-            .filter(|c| c.starts_with("application/vnd."))
-            .or_else(|| {
-                serde_json::from_slice::<serde_json::Value>(&answer.body)
-                    .ok()
-                    .and_then(|v| v.get("mediaType")?.as_str().map(str::to_string))
-            })
-            .unwrap_or_default();
+        let media_type = media_type(answer.header("content-type"), &answer.body);
         Ok(Manifest {
             digest,
             media_type,
@@ -656,48 +642,24 @@ impl Client {
         let Some(header) = challenge else {
             return Err(unauthorized());
         };
-        let challenges = http_auth::parse_challenges(header).map_err(|e| {
-            self.error(
-                repo,
-                doing,
-                ErrorKind::Malformed(format!("the WWW-Authenticate header `{header}`: {e}")),
-            )
-        })?;
-        let param = |c: &http_auth::ChallengeRef<'_>, name: &str| {
-            c.params
-                .iter()
-                .find(|(k, _)| k.eq_ignore_ascii_case(name))
-                .map(|(_, v)| v.to_unescaped())
-        };
-        if let Some(bearer) = challenges
-            .iter()
-            .find(|c| c.scheme.eq_ignore_ascii_case("bearer"))
-        {
-            let Some(realm) = param(bearer, "realm") else {
-                return Err(self.error(
-                    repo,
-                    doing,
-                    ErrorKind::Malformed("a Bearer challenge without a realm".into()),
-                ));
-            };
-            let service = param(bearer, "service");
-            let scope = format!("repository:{}:pull", repo.name);
-            let token = self.fetch_token(repo, &realm, service.as_deref(), &scope, doing)?;
-            lock(&self.tokens).insert((repo.api.clone(), repo.name.clone()), token);
-            return Ok(());
+        match read_challenge(header).map_err(|kind| self.error(repo, doing, kind))? {
+            Challenge::Bearer { realm, service } => {
+                let scope = format!("repository:{}:pull", repo.name);
+                let token = self.fetch_token(repo, &realm, service.as_deref(), &scope, doing)?;
+                lock(&self.tokens).insert((repo.api.clone(), repo.name.clone()), token);
+                Ok(())
+            }
+            Challenge::Basic
+                if self
+                    .credential(repo)
+                    .and_then(Credential::basic_header)
+                    .is_some() =>
+            {
+                lock(&self.basic).insert(repo.api.clone());
+                Ok(())
+            }
+            Challenge::Basic | Challenge::Other => Err(unauthorized()),
         }
-        if challenges
-            .iter()
-            .any(|c| c.scheme.eq_ignore_ascii_case("basic"))
-            && self
-                .credential(repo)
-                .and_then(Credential::basic_header)
-                .is_some()
-        {
-            lock(&self.basic).insert(repo.api.clone());
-            return Ok(());
-        }
-        Err(unauthorized())
     }
 
     fn fetch_token(
@@ -774,30 +736,110 @@ impl Client {
                 Err(kind) => return Err(self.error(repo, doing, kind)),
             }
         };
-        #[derive(serde::Deserialize)]
-        struct TokenAnswer {
-            #[serde(default)]
-            token: Option<String>,
-            #[serde(default)]
-            access_token: Option<String>,
-            #[serde(default)]
-            expires_in: Option<u64>,
-        }
-        let parsed: TokenAnswer = serde_json::from_slice(&answer)
-            .map_err(|e| refused(format!("its answer is not valid JSON: {e}")))?;
-        let value = parsed
-            .token
-            .or(parsed.access_token)
-            .filter(|t| !t.is_empty())
-            .ok_or_else(|| refused("its answer has no token".into()))?;
-        // Tokens without a lifetime last 60 s (the token spec's default);
-        // keelson renews a little early.
-        let lifetime = Duration::from_secs(parsed.expires_in.unwrap_or(60).max(10) - 5);
-        Ok(Token {
-            value,
-            expires: Instant::now() + lifetime,
-        })
+        read_token(&answer).map_err(refused)
     }
+}
+
+// The pure parts of the client — what it makes of the bytes and headers a
+// registry sends — are `pub(crate)` so that `crate::fuzz_entry` can reach
+// them: reachable for the fuzz targets (fuzz/, book/src/fuzzing.md).
+
+/// One page of a tag list: its tags (none when `tags` is null or absent).
+pub(crate) fn tag_page(body: &[u8]) -> Result<Vec<String>, serde_json::Error> {
+    #[derive(serde::Deserialize)]
+    struct Page {
+        #[serde(default)]
+        tags: Option<Vec<String>>,
+    }
+    let page: Page = serde_json::from_slice(body)?;
+    Ok(page.tags.unwrap_or_default())
+}
+
+/// A manifest's media type: the `Content-Type` when it names one, else the
+/// body's `mediaType`, else empty.
+pub(crate) fn media_type(content_type: Option<&str>, body: &[u8]) -> String {
+    content_type
+        .map(|c| c.split(';').next().unwrap_or(c).trim().to_string())
+        .filter(|c| c.starts_with("application/vnd."))
+        .or_else(|| {
+            serde_json::from_slice::<serde_json::Value>(body)
+                .ok()
+                .and_then(|v| v.get("mediaType")?.as_str().map(str::to_string))
+        })
+        .unwrap_or_default()
+}
+
+/// What a 401's `WWW-Authenticate` asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Challenge {
+    /// A bearer token from `realm` (the first Bearer challenge wins).
+    Bearer {
+        realm: String,
+        service: Option<String>,
+    },
+    /// HTTP Basic, and no Bearer challenge.
+    Basic,
+    /// Neither.
+    Other,
+}
+
+pub(crate) fn read_challenge(header: &str) -> Result<Challenge, ErrorKind> {
+    let challenges = http_auth::parse_challenges(header).map_err(|e| {
+        ErrorKind::Malformed(format!("the WWW-Authenticate header `{header}`: {e}"))
+    })?;
+    let param = |c: &http_auth::ChallengeRef<'_>, name: &str| {
+        c.params
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.to_unescaped())
+    };
+    if let Some(bearer) = challenges
+        .iter()
+        .find(|c| c.scheme.eq_ignore_ascii_case("bearer"))
+    {
+        let Some(realm) = param(bearer, "realm") else {
+            return Err(ErrorKind::Malformed(
+                "a Bearer challenge without a realm".into(),
+            ));
+        };
+        let service = param(bearer, "service");
+        return Ok(Challenge::Bearer { realm, service });
+    }
+    if challenges
+        .iter()
+        .any(|c| c.scheme.eq_ignore_ascii_case("basic"))
+    {
+        return Ok(Challenge::Basic);
+    }
+    Ok(Challenge::Other)
+}
+
+/// A token server's answer: the token and until when to use it. `Err` is the
+/// detail of a refusal.
+pub(crate) fn read_token(body: &[u8]) -> Result<Token, String> {
+    #[derive(serde::Deserialize)]
+    struct TokenAnswer {
+        #[serde(default)]
+        token: Option<String>,
+        #[serde(default)]
+        access_token: Option<String>,
+        #[serde(default)]
+        expires_in: Option<u64>,
+    }
+    let parsed: TokenAnswer =
+        serde_json::from_slice(body).map_err(|e| format!("its answer is not valid JSON: {e}"))?;
+    let value = parsed
+        .token
+        .or(parsed.access_token)
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| "its answer has no token".to_string())?;
+    // Tokens without a lifetime last 60 s (the token spec's default);
+    // keelson renews a little early.
+    let lifetime = Duration::from_secs(parsed.expires_in.unwrap_or(60).max(10) - 5);
+    Ok(Token {
+        value,
+        expires: Instant::now() + lifetime,
+    })
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -817,7 +859,7 @@ pub fn sha256_digest(bytes: &[u8]) -> String {
 }
 
 /// The `rel="next"` target of a `Link` header.
-fn next_link(header: &str) -> Option<String> {
+pub(crate) fn next_link(header: &str) -> Option<String> {
     for part in header.split(',') {
         let (target, params) = part.split_once(';')?;
         let target = target.trim();
@@ -833,7 +875,7 @@ fn next_link(header: &str) -> Option<String> {
 }
 
 /// A `Link` target made absolute: registries send paths (`/v2/…`).
-fn resolve_url(api: &str, current: &str, next: &str) -> String {
+pub(crate) fn resolve_url(api: &str, current: &str, next: &str) -> String {
     if next.contains("://") {
         next.to_string()
     } else if next.starts_with('/') {
@@ -849,7 +891,7 @@ fn resolve_url(api: &str, current: &str, next: &str) -> String {
 }
 
 /// `Retry-After`: seconds, or an HTTP date.
-fn parse_retry_after(v: &str) -> Option<Duration> {
+pub(crate) fn parse_retry_after(v: &str) -> Option<Duration> {
     let v = v.trim();
     if let Ok(secs) = v.parse::<u64>() {
         return Some(Duration::from_secs(secs));
@@ -861,7 +903,7 @@ fn parse_retry_after(v: &str) -> Option<Duration> {
 }
 
 /// The first message of a registry's `{"errors": [...]}` body, if any.
-fn error_message(body: &[u8]) -> String {
+pub(crate) fn error_message(body: &[u8]) -> String {
     #[derive(serde::Deserialize)]
     struct Errors {
         errors: Vec<Entry>,

@@ -451,6 +451,17 @@ fn config_of(
         }
         Err(e) => return Err(e),
     };
+    let cached = match read_config(&bytes) {
+        Ok(c) => c,
+        Err(why) => return Ok(Err(why)),
+    };
+    cache.put(digest, &cached);
+    Ok(to_config(cached))
+}
+
+/// The part of an image config keelson needs (`pub(crate)`: reachable for
+/// the fuzz targets, like `summarize`).
+pub(crate) fn read_config(bytes: &[u8]) -> Result<Cached, String> {
     #[derive(serde::Deserialize)]
     struct Raw {
         #[serde(default)]
@@ -462,23 +473,19 @@ fn config_of(
         #[serde(default)]
         created: Option<String>,
     }
-    let raw: Raw = match serde_json::from_slice(&bytes) {
-        Ok(r) => r,
-        Err(e) => return Ok(Err(format!("its image config is not valid JSON: {e}"))),
-    };
-    let cached = Cached::Config {
+    let raw: Raw = serde_json::from_slice(bytes)
+        .map_err(|e| format!("its image config is not valid JSON: {e}"))?;
+    Ok(Cached::Config {
         os: raw.os,
         architecture: raw.architecture,
         variant: raw.variant.filter(|v| !v.is_empty()),
         created: raw.created,
-    };
-    cache.put(digest, &cached);
-    Ok(to_config(cached))
+    })
 }
 
 /// The part of a manifest keelson needs, by media type (the body's
 /// `mediaType` when the registry sends no useful `Content-Type`).
-fn summarize(media_type: &str, body: &[u8]) -> Result<Cached, String> {
+pub(crate) fn summarize(media_type: &str, body: &[u8]) -> Result<Cached, String> {
     #[derive(serde::Deserialize)]
     struct Raw {
         #[serde(default, rename = "mediaType")]
