@@ -206,44 +206,120 @@ pub fn write(
     let mut laps = crate::compile::Laps::start();
     // Staged files are made durable all at once, before the commit point.
     let mut staged_paths: Vec<PathBuf> = Vec::new();
-    // Comparing with what is there and staging what differs, file by file in
-    // parallel (each staged under its position in the tree); the journal and
-    // the report are then assembled in tree order.
+    // Files under a directory the output does not have yet are staged as
+    // that whole directory, which the journal then moves into place with one
+    // rename (a first compile is a handful of renames, not one per file).
     let entries: Vec<_> = tree.iter().collect();
-    let staged_files: Vec<Result<Option<(bool, String)>, Error>> = {
+    let mut exists: std::collections::HashMap<&str, bool> = Default::default();
+    let mut groups: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut group_order: Vec<&str> = Vec::new();
+    let mut homes: Vec<Option<usize>> = Vec::with_capacity(entries.len());
+    for (path, _) in &entries {
+        if unchanged.contains(path.as_str()) {
+            homes.push(None);
+            continue;
+        }
+        let p = path.as_str();
+        let mut at = 0;
+        let mut home = None;
+        while let Some(slash) = p[at..].find('/') {
+            let dir = &p[..at + slash];
+            let there = match exists.get(dir) {
+                Some(&t) => t,
+                None => {
+                    let t = match fs::symlink_metadata(out.join(dir)) {
+                        Ok(m) if m.is_dir() => true,
+                        // Refused before anything is staged: after the commit
+                        // point it would stop every recovery.
+                        Ok(_) => {
+                            let _ = fs::remove_dir_all(&dir);
+                            return Err(Error::refused(
+                                format!(
+                                    "`{dir}` in `{}` is a file, where keelson writes a directory",
+                                    out.display()
+                                ),
+                                "move the file away, then compile again",
+                            ));
+                        }
+                        Err(_) => false,
+                    };
+                    exists.insert(dir, t);
+                    t
+                }
+            };
+            if !there {
+                let next = group_order.len();
+                let k = *groups.entry(dir).or_insert(next);
+                if k == next {
+                    group_order.push(dir);
+                }
+                home = Some(k);
+                break;
+            }
+            at += slash + 1;
+        }
+        homes.push(home);
+    }
+    // Comparing with what is there and staging what differs, file by file in
+    // parallel (each staged under its position in the tree, or inside its new
+    // directory); the journal and the report are then assembled in tree order.
+    let staged_files: Vec<Result<Option<(bool, PathBuf)>, Error>> = {
         use rayon::prelude::*;
         entries
             .par_iter()
+            .zip(homes.par_iter())
             .enumerate()
-            .map(|(i, (path, bytes))| {
+            .map(|(i, ((path, bytes), home))| {
                 if unchanged.contains(path.as_str()) {
                     return Ok(None);
                 }
-                let existed = match fs::read(out.join(path.as_str())) {
-                    Ok(current) if current == *bytes => return Ok(None),
-                    Ok(_) => true,
-                    Err(_) => false,
+                let target = match home {
+                    Some(k) => {
+                        let root = group_order[*k];
+                        let t = staged
+                            .join(format!("d{k}"))
+                            .join(&path.as_str()[root.len() + 1..]);
+                        if let Some(parent) = t.parent() {
+                            fs::create_dir_all(parent)
+                                .map_err(|e| Error::io("staging a directory", parent, e))?;
+                        }
+                        t
+                    }
+                    None => staged.join(format!("{i:06}")),
                 };
-                let name = format!("{i:06}");
-                let target = staged.join(&name);
+                let existed = home.is_none()
+                    && match fs::read(out.join(path.as_str())) {
+                        Ok(current) if current == *bytes => return Ok(None),
+                        Ok(_) => true,
+                        Err(_) => false,
+                    };
                 fs::write(&target, bytes).map_err(|e| Error::io("staging a file", &target, e))?;
-                Ok(Some((existed, name)))
+                Ok(Some((existed, target)))
             })
             .collect()
     };
-    for ((path, _), result) in entries.iter().zip(staged_files) {
+    for (((path, _), home), result) in entries.iter().zip(&homes).zip(staged_files) {
         match result? {
             None => report.unchanged += 1,
-            Some((existed, name)) => {
+            Some((existed, target)) => {
                 if existed {
                     report.updated.push(path.to_string());
                 } else {
                     report.created.push(path.to_string());
                 }
-                staged_paths.push(staged.join(&name));
-                journal.puts.push((name, path.to_string()));
+                if home.is_none() {
+                    let name = target
+                        .file_name()
+                        .map(|n| n.to_string_lossy().into_owned())
+                        .unwrap_or_default();
+                    journal.puts.push((name, path.to_string()));
+                }
+                staged_paths.push(target);
             }
         }
+    }
+    for (k, root) in group_order.iter().enumerate() {
+        journal.puts.push((format!("d{k}"), root.to_string()));
     }
     let n = entries.len();
     laps.lap("stage");

@@ -89,6 +89,26 @@ fn copy_tree(from: &Path, to: &Path) {
     }
 }
 
+fn same(a: &BTreeMap<String, Vec<u8>>, b: &BTreeMap<String, Vec<u8>>) -> bool {
+    a == b
+}
+
+/// The paths two trees disagree on (a few), for a readable failure.
+fn differing(a: &BTreeMap<String, Vec<u8>>, b: &BTreeMap<String, Vec<u8>>) -> String {
+    let mut paths: Vec<&String> = a.keys().chain(b.keys()).collect();
+    paths.sort();
+    paths.dedup();
+    let bad: Vec<&String> = paths
+        .into_iter()
+        .filter(|p| a.get(*p) != b.get(*p))
+        .collect();
+    format!(
+        "{} paths differ, e.g. {:?}",
+        bad.len(),
+        bad.iter().take(5).collect::<Vec<_>>()
+    )
+}
+
 /// xorshift64*: enough randomness for kill times, and replayable.
 struct Rng(u64);
 
@@ -117,6 +137,10 @@ fn random_kills_leave_the_old_tree_or_one_the_next_run_completes() {
     let full = started.elapsed();
     let (old, new) = (tree(&old_out), tree(&new_out));
     assert_ne!(old, new);
+    // From nothing, the lock records no history: its own expected tree.
+    let scratch_out = tmp.path().join("scratch");
+    compile_ok(&b, &scratch_out);
+    let scratch = tree(&scratch_out);
 
     let rounds: usize = std::env::var("KEELSON_CRASH_ROUNDS")
         .ok()
@@ -135,8 +159,19 @@ fn random_kills_leave_the_old_tree_or_one_the_next_run_completes() {
     let mut rng = Rng(seed);
     let out = tmp.path().join("out");
     let (mut old_kept, mut completed, mut finished) = (0, 0, 0);
+    // A third of the rounds start from nothing: a first compile, whose new
+    // directories the journal moves into place whole.
+    let empty = tmp.path().join("empty");
+    std::fs::create_dir_all(&empty).unwrap();
     for round in 0..rounds {
-        copy_tree(&old_out, &out);
+        let from_scratch = round % 3 == 2;
+        let (start, old, new) = if from_scratch {
+            (&empty, BTreeMap::new(), &scratch)
+        } else {
+            (&old_out, old.clone(), &new)
+        };
+        copy_tree(start, &out);
+        std::fs::create_dir_all(&out).unwrap();
         // Up to 1.2× an uninterrupted compile, so some kills land after
         // it finished too.
         let delay = Duration::from_micros(rng.below(full.as_micros() as u64 * 6 / 5));
@@ -149,21 +184,27 @@ fn random_kills_leave_the_old_tree_or_one_the_next_run_completes() {
         let now = tree(&out);
         if status.success() {
             finished += 1;
-            assert_eq!(now, new, "{ctx}: a compile that finished left another tree");
+            assert!(
+                same(&now, new),
+                "{ctx}: a compile that finished left another tree: {}",
+                differing(&now, new)
+            );
         } else if committed {
             completed += 1;
         } else {
             old_kept += 1;
             assert!(
-                now == old,
-                "{ctx}: killed before the commit point, yet the tree is not the old one"
+                same(&now, &old),
+                "{ctx}: killed before the commit point, yet the tree is not the old one: {}",
+                differing(&now, &old)
             );
         }
         compile_ok(&b, &out);
-        assert_eq!(
-            tree(&out),
-            new,
-            "{ctx}: the next run did not complete the new tree"
+        let after = tree(&out);
+        assert!(
+            same(&after, new),
+            "{ctx}: the next run did not complete the new tree: {}",
+            differing(&after, new)
         );
         assert!(
             !out.join(".keelson-journal").exists(),
