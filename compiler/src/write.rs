@@ -260,6 +260,23 @@ pub fn write(
         }
         homes.push(home);
     }
+    let staged_in = |k: usize, path: &str| {
+        let root = group_order[k];
+        staged.join(format!("d{k}")).join(&path[root.len() + 1..])
+    };
+    // The new directories first, each once (creating a directory is the
+    // costly call, and a tree has a tenth as many as files).
+    let mut new_dirs: BTreeSet<PathBuf> = BTreeSet::new();
+    for ((path, _), home) in entries.iter().zip(&homes) {
+        if let Some(k) = home
+            && let Some(parent) = staged_in(*k, path.as_str()).parent()
+        {
+            new_dirs.insert(parent.to_path_buf());
+        }
+    }
+    for d in &new_dirs {
+        fs::create_dir_all(d).map_err(|e| Error::io("staging a directory", d, e))?;
+    }
     // Comparing with what is there and staging what differs, file by file in
     // parallel (each staged under its position in the tree, or inside its new
     // directory); the journal and the report are then assembled in tree order.
@@ -274,17 +291,7 @@ pub fn write(
                     return Ok(None);
                 }
                 let target = match home {
-                    Some(k) => {
-                        let root = group_order[*k];
-                        let t = staged
-                            .join(format!("d{k}"))
-                            .join(&path.as_str()[root.len() + 1..]);
-                        if let Some(parent) = t.parent() {
-                            fs::create_dir_all(parent)
-                                .map_err(|e| Error::io("staging a directory", parent, e))?;
-                        }
-                        t
-                    }
+                    Some(k) => staged_in(*k, path.as_str()),
                     None => staged.join(format!("{i:06}")),
                 };
                 let existed = home.is_none()
