@@ -126,7 +126,11 @@ fn same_documents(keelson_out: &Path, jsonnet_out: &Path) {
         let theirs = std::fs::read_to_string(&path).unwrap();
         let a: serde_yaml::Value = serde_yaml::from_str(&ours).unwrap();
         let b: serde_yaml::Value = serde_yaml::from_str(&theirs).unwrap();
-        assert!(a == b, "{} differs between keelson and jrsonnet", rel.display());
+        assert!(
+            a == b,
+            "{} differs between keelson and jrsonnet",
+            rel.display()
+        );
     }
 }
 
