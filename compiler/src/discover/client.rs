@@ -834,8 +834,11 @@ pub(crate) fn read_token(body: &[u8]) -> Result<Token, String> {
         .filter(|t| !t.is_empty())
         .ok_or_else(|| "its answer has no token".to_string())?;
     // Tokens without a lifetime last 60 s (the token spec's default);
-    // keelson renews a little early.
-    let lifetime = Duration::from_secs(parsed.expires_in.unwrap_or(60).max(10) - 5);
+    // keelson renews a little early. A lifetime is kept to a day: no compile
+    // runs that long, and a token server answering `expires_in` near
+    // u64::MAX made `Instant + lifetime` overflow, a panic (see
+    // fuzz/regressions/registry_response/7-expires-in-*).
+    let lifetime = Duration::from_secs(parsed.expires_in.unwrap_or(60).clamp(10, 86_400) - 5);
     Ok(Token {
         value,
         expires: Instant::now() + lifetime,
@@ -972,6 +975,14 @@ mod tests {
             parse_retry_after("Mon, 01 Jan 2001 00:00:00 GMT"),
             Some(Duration::ZERO)
         );
+    }
+
+    #[test]
+    fn token_lifetimes_are_bounded() {
+        let t = read_token(br#"{"token":"t","expires_in":18446744073709551615}"#).unwrap();
+        assert!(t.expires <= Instant::now() + Duration::from_secs(86_400));
+        assert!(read_token(br#"{"access_token":"t","expires_in":0}"#).is_ok());
+        assert!(read_token(br#"{"token":""}"#).is_err());
     }
 
     #[test]

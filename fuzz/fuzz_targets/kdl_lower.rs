@@ -1,0 +1,5 @@
+//! `kdl_lower`: see `keelson::fuzz_entry::kdl_lower`, which the regression test
+//! (compiler/tests/fuzz_regressions.rs) also runs.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| keelson::fuzz_entry::kdl_lower(data));

@@ -1,0 +1,5 @@
+//! `registry_response`: see `keelson::fuzz_entry::registry_response`, which the regression test
+//! (compiler/tests/fuzz_regressions.rs) also runs.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| keelson::fuzz_entry::registry_response(data));
