@@ -48,3 +48,7 @@ for m in examples/promotion/policies/*.wasm; do
 done
 
 cargo test --workspace --locked
+
+# A bounded fuzzing run (60 s per target, no sanitizer): any panic found on the
+# way fails CI. The long run is `scripts/fuzz.sh` (book/src/fuzzing.md).
+scripts/fuzz.sh --ci 60
