@@ -161,6 +161,86 @@ fn apply(mut s: String, m: &Mutation) -> String {
     s
 }
 
+/// A YAML value of the kinds keelson prints: strings that look like other
+/// scalars, numbers, booleans, null, and nested mappings and sequences.
+fn yaml_value() -> impl Strategy<Value = serde_yaml::Value> {
+    use serde_yaml::Value;
+    let tricky = prop::sample::select(vec![
+        "",
+        "true",
+        "no",
+        "off",
+        "~",
+        "null",
+        "0x1F",
+        "1e3",
+        "0o17",
+        "-",
+        "- a",
+        ": x",
+        "a: b",
+        "#c",
+        "a #b",
+        "'q'",
+        "\"d\"",
+        "@x",
+        "`x`",
+        "*a",
+        "&a",
+        "!t",
+        "%d",
+        "{a}",
+        "[a]",
+        "|",
+        ">",
+        "?",
+        "1.0",
+        ".inf",
+        "-.nan",
+        "2026-11-23",
+        "12:30",
+        "a\nb",
+        "a\tb",
+        " lead",
+        "trail ",
+        "ünï",
+        "é:",
+        "\\",
+        "\r",
+        "\u{1}",
+        "\u{feff}x",
+        "=",
+        "<<",
+        "y",
+        "Y",
+        "NO",
+    ])
+    .prop_map(|s| Value::String(s.to_string()));
+    let leaf = prop_oneof![
+        tricky,
+        "[ -~\\n\\tä€]{0,12}".prop_map(Value::String),
+        any::<i64>().prop_map(|n| Value::Number(n.into())),
+        any::<u64>().prop_map(|n| Value::Number(n.into())),
+        (-1e9f64..1e9).prop_map(|f| Value::Number(f.into())),
+        any::<bool>().prop_map(Value::Bool),
+        Just(Value::Null),
+    ];
+    leaf.prop_recursive(4, 48, 6, |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..5).prop_map(Value::Sequence),
+            prop::collection::vec(("[a-z./-]{1,8}|true|1|-|a: b|#x", inner), 0..5).prop_map(
+                |pairs| {
+                    let mut m = serde_yaml::Mapping::new();
+                    for (k, v) in pairs {
+                        m.insert(serde_yaml::Value::String(k), v);
+                    }
+                    serde_yaml::Value::Mapping(m)
+                }
+            ),
+        ]
+    })
+}
+
 /// A fixed seed keeps CI deterministic; `KEELSON_PROPTEST_SEED=N` explores
 /// other inputs (a nightly or local fuzzing run).
 fn config() -> ProptestConfig {
@@ -212,5 +292,46 @@ proptest! {
             let again = keelson::fmt::format_source(&formatted).expect("formatted text parses");
             prop_assert_eq!(&again, &formatted, "formatting is not idempotent");
         }
+    }
+    /// keelson's YAML printer is trusted: a compile does not parse the
+    /// files it printed again. So whatever it prints must parse back to the
+    /// same value.
+    #[test]
+    fn printed_yaml_parses_back_to_the_same_value(doc in yaml_value()) {
+        let text = keelson::emit::yaml::to_string(&doc);
+        let back: serde_yaml::Value = serde_yaml::from_str(&text)
+            .unwrap_or_else(|e| panic!("printed YAML does not parse: {e}\n---\n{text}"));
+        prop_assert_eq!(&back, &doc, "printed as:\n{}", text);
+    }
+}
+
+proptest! {
+    // Three checks of a whole estate per case: fewer cases.
+    #![proptest_config(ProptestConfig { cases: 300, ..config() })]
+
+    /// A cached parse lowers exactly as a fresh one: the same estate (every
+    /// span included) and the same diagnostics.
+    #[test]
+    fn a_cached_parse_lowers_like_a_fresh_one(seed in any::<prop::sample::Index>(), muts in prop::collection::vec(mutation(), 0..3)) {
+        let seeds = seed_files();
+        let mut text = seeds[seed.index(seeds.len())].clone();
+        for m in &muts {
+            text = apply(text, m);
+        }
+        let cache_dir = tempfile::tempdir().unwrap();
+        let cache = keelson::load::ParseCache::at(cache_dir.path());
+        let root = repo_root().join("examples");
+        let files = || vec![("estate.kdl".to_string(), root.join("estate.kdl"), text.clone())];
+        let run = |cache: &keelson::load::ParseCache| {
+            let mut diags = Diagnostics::default();
+            let loaded = keelson::load::load_sources_cached(&root, files(), cache, &mut diags);
+            let checked = check_loaded(loaded, diags, false);
+            (format!("{:?}", checked.estate), render(&checked.diagnostics, &checked.loaded.sources, Format::Concise, false))
+        };
+        let fresh = run(&keelson::load::ParseCache::none());
+        let _ = run(&cache); // fills the cache
+        let cached = run(&cache);
+        prop_assert_eq!(&fresh.0, &cached.0);
+        prop_assert_eq!(&fresh.1, &cached.1);
     }
 }

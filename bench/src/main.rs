@@ -81,9 +81,9 @@ fn main() {
     }
     let base = std::env::temp_dir().join(format!("keelson-bench-{}", std::process::id()));
     println!(
-        "| apps × stages | estate | read files | kdl parse | keelson check | check ÷ read | check ÷ parse |"
+        "| apps × stages | estate | read files | kdl parse | keelson check | check, parses cached | check ÷ read | check ÷ parse | cached ÷ parse |"
     );
-    println!("|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|");
     for n in sizes {
         let dir = base.join(format!("n{n}"));
         generate(&dir, Shape::standard(n)).expect("writing the estate");
@@ -114,15 +114,26 @@ fn main() {
             assert!(!c.has_errors(), "the generated estate must be valid");
             c.diagnostics.len()
         });
+        // The same check with every file's parse in the cache (`time`'s
+        // warm-up run fills it), as a second check or a warm compile has it.
+        let cache = keelson::load::ParseCache::at(&base.join(format!("cache{n}")));
+        let cached_check = || {
+            let c = keelson::check::check_dir_cached(&dir, &cache).expect("check runs");
+            assert!(!c.has_errors(), "the generated estate must be valid");
+            c.diagnostics.len()
+        };
+        let cached = time(runs, cached_check);
         println!(
-            "| {n} × 3 | {} files, {:.1} MiB | {} | {} | {} | {:.1}× | {:.2}× |",
+            "| {n} × 3 | {} files, {:.1} MiB | {} | {} | {} | {} | {:.1}× | {:.2}× | {:.2}× |",
             files.len(),
             bytes as f64 / (1024.0 * 1024.0),
             fmt_ms(read),
             fmt_ms(parse),
             fmt_ms(check),
+            fmt_ms(cached),
             check.as_secs_f64() / read.as_secs_f64(),
             check.as_secs_f64() / parse.as_secs_f64(),
+            cached.as_secs_f64() / parse.as_secs_f64(),
         );
     }
     let _ = std::fs::remove_dir_all(&base);

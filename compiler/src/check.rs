@@ -38,8 +38,14 @@ impl Checked {
 
 /// Checks the estate in a directory.
 pub fn check_dir(dir: &Path) -> Result<Checked, Error> {
+    check_dir_cached(dir, &load::ParseCache::none())
+}
+
+/// Checks the estate in a directory, with unchanged files' parses from
+/// `cache`.
+pub fn check_dir_cached(dir: &Path, cache: &load::ParseCache) -> Result<Checked, Error> {
     let mut diags = Diagnostics::default();
-    let loaded = load::load_dir(dir, &mut diags)?;
+    let loaded = load::load_dir_cached(dir, cache, &mut diags)?;
     Ok(check_loaded(loaded, diags, true))
 }
 

@@ -41,6 +41,16 @@ pub struct Options {
     pub decide_from: Option<PathBuf>,
 }
 
+impl Options {
+    /// Parsed estate files are kept beside the registry's cache.
+    pub fn parse_cache(&self) -> crate::load::ParseCache {
+        match &self.registry.cache_dir {
+            Some(dir) => crate::load::ParseCache::at(dir),
+            None => crate::load::ParseCache::none(),
+        }
+    }
+}
+
 /// What a compile produced. `tree` is `None` when there were errors.
 #[derive(Debug)]
 pub struct Compiled {
@@ -105,7 +115,7 @@ pub fn compile_dir(dir: &Path, out: &Path, options: &Options) -> Result<Compiled
         write::recover(out)?
     };
     let mut laps = Laps::start();
-    let checked = check::check_dir(dir)?;
+    let checked = check::check_dir_cached(dir, &options.parse_cache())?;
     laps.lap("check");
     let mut compiled = build(checked, out, options)?;
     laps = Laps::start();
@@ -116,10 +126,12 @@ pub fn compile_dir(dir: &Path, out: &Path, options: &Options) -> Result<Compiled
         return Ok(compiled);
     };
     let old = compiled.previous.clone();
+    let mut index = write::Index::open(options.registry.cache_dir.as_deref(), out);
     let write::Scan {
         conflicts,
         unchanged,
-    } = write::scan(out, tree, old.as_ref())?;
+        seen,
+    } = write::scan(out, tree, old.as_ref(), &index)?;
     let mut forced = Vec::new();
     if !conflicts.is_empty() {
         if !options.force {
@@ -135,6 +147,8 @@ pub fn compile_dir(dir: &Path, out: &Path, options: &Options) -> Result<Compiled
     laps.lap("conflicts");
     let mut report = write::write(out, tree, lock, old.as_ref(), forced, &unchanged)?;
     laps.lap("write");
+    write::update_index(&mut index, out, tree, seen, &report.staged);
+    laps.lap("index");
     report.recovered = recovered;
     compiled.report = Some(report);
     Ok(compiled)
@@ -292,7 +306,7 @@ pub fn build(checked: Checked, out: &Path, options: &Options) -> Result<Compiled
         &mut diags,
     );
     laps.lap("emit");
-    let file_entries = write::file_entries(&tree, &shared_files(&estate));
+    let file_entries = write::file_entries(&tree, &shared_files(&estate), owned.as_ref());
     verify(&tree, &estate, owned.as_ref(), &file_entries, &mut diags);
     laps.lap("verify");
     if diags.has_errors() {
@@ -323,10 +337,14 @@ fn shared_files(estate: &Estate) -> BTreeSet<String> {
 
 /// The last check before anything is written: every generated YAML file
 /// parses, and every kustomization's local resources exist in the tree.
+/// Files keelson printed from a YAML value are valid by construction and
+/// not parsed (their kustomizations' lists still are checked); what is
+/// parsed is what keelson copies as it is: directory apps' manifests.
 ///
 /// A file whose bytes the output's lock records was verified by the compile
-/// that wrote it, and is not parsed again, except kustomizations: what they
-/// list may have gone since.
+/// that wrote it, and is not parsed again. So are such kustomizations, as
+/// long as every file of that compile's tree is still in this one: what they
+/// list existed then, so it exists now.
 fn verify(
     tree: &Tree,
     estate: &Estate,
@@ -335,16 +353,23 @@ fn verify(
     diags: &mut Diagnostics,
 ) {
     use rayon::prelude::*;
-    let verified = |path: &str| {
-        let name = path.rsplit('/').next().unwrap_or(path);
-        if emit::KUSTOMIZATION_NAMES.contains(&name) {
+    let nothing_gone = owned.is_some_and(|l| l.files.keys().all(|p| tree.contains(p)));
+    let verified = |path: &emit::TreePath| {
+        let p = path.as_str();
+        let name = p.rsplit('/').next().unwrap_or(p);
+        let kustomization = emit::KUSTOMIZATION_NAMES.contains(&name);
+        // Printed YAML is valid YAML; a kustomization's list still needs checking.
+        if tree.is_printed(path) && !kustomization {
+            return true;
+        }
+        if !nothing_gone && kustomization {
             return false;
         }
-        let before = owned.and_then(|l| l.files.get(path)).map(|e| &e.blake3);
-        before.is_some() && before == entries.get(path).map(|e| &e.blake3)
+        let before = owned.and_then(|l| l.files.get(p)).map(|e| &e.blake3);
+        before.is_some() && before == entries.get(p).map(|e| &e.blake3)
     };
     // Files are checked in parallel and reported in path order.
-    let files: Vec<_> = tree.iter().filter(|(p, _)| !verified(p.as_str())).collect();
+    let files: Vec<_> = tree.iter().filter(|(p, _)| !verified(p)).collect();
     let found: Vec<Diagnostics> = files
         .par_iter()
         .map(|(path, bytes)| {

@@ -267,6 +267,11 @@ impl Diagnostics {
         self.items.push(d);
     }
 
+    /// Moves every diagnostic of `other` here.
+    pub fn append(&mut self, mut other: Diagnostics) {
+        self.items.append(&mut other.items);
+    }
+
     pub fn iter_mut(&mut self) -> impl Iterator<Item = &mut Diagnostic> {
         self.items.iter_mut()
     }

@@ -220,7 +220,7 @@ pub fn diff_dir(
     options: &compile::Options,
 ) -> Result<Outcome, Error> {
     let old = OldTree::open(against)?;
-    let checked = check::check_dir(dir)?;
+    let checked = check::check_dir_cached(dir, &options.parse_cache())?;
     let options = compile::Options {
         dry_run: true,
         ..options.clone()

@@ -456,12 +456,22 @@ pub fn observe(estate: &Estate, out: &Path) -> Result<Observed, crate::Error> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(crate::Error::io("reading the lock", &lock_path, e)),
     }
-    for c in committed_overlays(estate) {
+    // Read in parallel (a large estate has thousands), kept in order.
+    let overlays: Vec<_> = {
+        use rayon::prelude::*;
+        committed_overlays(estate)
+            .into_par_iter()
+            .map(|c| {
+                let source_file = format!("{}/.argocd-source-{}.yaml", c.overlay, c.name);
+                let from_kustomization = read_yaml(&out.join(&c.kustomization));
+                let from_source = read_yaml(&out.join(&source_file));
+                (c, source_file, from_kustomization, from_source)
+            })
+            .collect()
+    };
+    for (c, source_file, from_kustomization, from_source) in overlays {
         let app = estate.app(c.app);
         let kustomization = c.kustomization;
-        let source_file = format!("{}/.argocd-source-{}.yaml", c.overlay, c.name);
-        let from_kustomization = read_yaml(&out.join(&kustomization));
-        let from_source = read_yaml(&out.join(&source_file));
         for (ii, image) in app.images.iter().enumerate() {
             let name = crate::emit::kustomize_image_name(image);
             // Argo CD applies `.argocd-source-<app>.yaml` over the

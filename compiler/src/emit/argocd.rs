@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_yaml::Value;
 
-use super::{Dep, Emitter, Inputs, deep_merge, map, s, seq, yaml_file};
+use super::{Dep, Emitter, Inputs, deep_merge, map, s, seq};
 use crate::diagnostic::{Code, Diagnostic};
 use crate::model::{
     Estate, ImageTarget, Manifests, ProjectRef, Server, SiteId, SyncPolicy, TemplateVars, WriteBack,
@@ -35,18 +35,18 @@ pub fn keelson_dir(estate: &Estate, site: &str) -> String {
 
 pub(super) fn emit(input: &Inputs<'_>, deps: &[Dep<'_>], out: &mut Emitter<'_>) {
     let estate = input.estate;
-    for dep in deps {
+    out.par_each(deps, |dep, out| {
         let doc = application(input, dep, out);
-        out.put(
+        out.put_yaml(
             &dep.file,
-            yaml_file(&doc),
+            &doc,
             format!(
                 "the Application of app `{}` in stage `{}`",
                 dep.app.name.value, dep.stage.name.value
             ),
             dep.d.loc,
         );
-    }
+    });
     let mut sites: BTreeSet<SiteId> = BTreeSet::new();
     for dep in deps {
         sites.insert(dep.site_id);
@@ -58,25 +58,25 @@ pub(super) fn emit(input: &Inputs<'_>, deps: &[Dep<'_>], out: &mut Emitter<'_>) 
             site: &site.name.value,
             ..TemplateVars::default()
         });
-        out.put(
+        out.put_yaml(
             &root_path,
-            yaml_file(&root(estate, site_id, &here)),
+            &root(estate, site_id, &here),
             format!("the root Application of site `{}`", site.name.value),
             site.loc,
         );
         let dir = keelson_dir(estate, &site.name.value);
         for (name, doc) in projects(estate, &here) {
-            out.put(
+            out.put_yaml(
                 &format!("{dir}/project-{name}.yaml"),
-                yaml_file(&doc),
+                &doc,
                 format!("AppProject `{name}`"),
                 site.loc,
             );
         }
         if needs_image_updater(&here) {
-            out.put(
+            out.put_yaml(
                 &format!("{dir}/image-updater.yaml"),
-                yaml_file(&image_updater_install(estate, site_id)),
+                &image_updater_install(estate, site_id),
                 format!(
                     "the Image Updater installation of site `{}`",
                     site.name.value

@@ -18,7 +18,7 @@ use std::collections::BTreeMap;
 use serde_yaml::Value;
 
 use super::argocd::{SYNC_WAVE, WAVE_IMAGE_UPDATERS, is_live, keelson_dir};
-use super::{Dep, Emitter, Inputs, kustomize_image_name, map, s, seq, yaml_file};
+use super::{Dep, Emitter, Inputs, kustomize_image_name, map, s, seq};
 use crate::model::{
     AllowTags, AppId, Estate, GitProvider, ImageTarget, SiteId, Strategy, WriteBack,
 };
@@ -33,24 +33,25 @@ pub(super) fn emit(input: &Inputs<'_>, deps: &[Dep<'_>], out: &mut Emitter<'_>) 
             .or_default()
             .push(dep);
     }
-    for ((site_id, app_id), deps) in groups {
-        let site = estate.site(site_id);
-        let app = estate.app(app_id);
-        let doc = resource(estate, &deps);
-        out.put(
+    let groups: Vec<_> = groups.into_iter().collect();
+    out.par_each(&groups, |((site_id, app_id), deps), out| {
+        let site = estate.site(*site_id);
+        let app = estate.app(*app_id);
+        let doc = resource(estate, deps);
+        out.put_yaml(
             &format!(
                 "{}/imageupdater-{}.yaml",
                 keelson_dir(estate, &site.name.value),
                 app.name.value
             ),
-            yaml_file(&doc),
+            &doc,
             format!(
                 "the ImageUpdater of app `{}` in site `{}`",
                 app.name.value, site.name.value
             ),
             app.loc,
         );
-    }
+    });
 }
 
 /// Whether the targeted release's CRD requires `spec.namespace`.

@@ -97,6 +97,7 @@ pub fn kustomize_image_name(image: &Image) -> &str {
 pub fn emit(input: &Inputs<'_>, diags: &mut Diagnostics) -> Tree {
     let estate = input.estate;
     let layout = &estate.repo.layout;
+    let mut laps = crate::compile::Laps::start();
     let mut deps: Vec<Dep<'_>> = Vec::new();
     for &app_id in &input.graph.app_order {
         let app = estate.app(app_id);
@@ -121,16 +122,26 @@ pub fn emit(input: &Inputs<'_>, diags: &mut Diagnostics) -> Tree {
             });
         }
     }
-    let mut out = Emitter {
-        tree: Tree::default(),
-        diags,
-        owners: BTreeMap::new(),
-    };
+    laps.lap("emit deps");
+    let mut out = Emitter::new(diags);
     kustomize::emit(input, &deps, &mut out);
+    laps.lap("emit kustomize");
     argocd::emit(input, &deps, &mut out);
+    laps.lap("emit argocd");
     image_updater::emit(input, &deps, &mut out);
+    laps.lap("emit image-updater");
     readme::emit(input, &deps, &mut out);
+    laps.lap("emit readme");
     out.tree
+}
+
+/// A file put by a task of [`Emitter::par_each`], replayed in order.
+struct Put {
+    path: String,
+    bytes: Vec<u8>,
+    what: String,
+    loc: Loc,
+    printed: bool,
 }
 
 /// Collects files, and reports two generators claiming one path.
@@ -138,13 +149,75 @@ pub(crate) struct Emitter<'d> {
     pub tree: Tree,
     pub diags: &'d mut Diagnostics,
     owners: BTreeMap<TreePath, (String, Loc)>,
+    /// In a task of `par_each`: the puts, checked when they are replayed.
+    recorded: Option<Vec<Put>>,
 }
 
-impl Emitter<'_> {
+impl<'d> Emitter<'d> {
+    fn new(diags: &'d mut Diagnostics) -> Emitter<'d> {
+        Emitter {
+            tree: Tree::default(),
+            diags,
+            owners: BTreeMap::new(),
+            recorded: None,
+        }
+    }
+
+    /// Runs `f` for every item on rayon's pool, each task with an emitter of
+    /// its own, then puts the tasks' files here in item order: the tree, the
+    /// collision reports and the diagnostics are what running them one after
+    /// another gives, for any number of threads.
+    pub fn par_each<T: Sync, R: Send>(
+        &mut self,
+        items: &[T],
+        f: impl Fn(&T, &mut Emitter<'_>) -> R + Sync,
+    ) -> Vec<R> {
+        use rayon::prelude::*;
+        let done: Vec<(Vec<Put>, Diagnostics, R)> = items
+            .par_iter()
+            .map(|item| {
+                let mut diags = Diagnostics::default();
+                let mut task = Emitter::new(&mut diags);
+                task.recorded = Some(Vec::new());
+                let r = f(item, &mut task);
+                let puts = task.recorded.take().unwrap_or_default();
+                (puts, diags, r)
+            })
+            .collect();
+        let mut results = Vec::with_capacity(done.len());
+        for (puts, diags, r) in done {
+            self.diags.append(diags);
+            for p in puts {
+                self.put_file(&p.path, p.bytes, p.what, p.loc, p.printed);
+            }
+            results.push(r);
+        }
+        results
+    }
+
     /// Adds a file. `what` and `loc` say what it is and which estate node
     /// caused it, for the collision report.
     pub fn put(&mut self, path: &str, bytes: Vec<u8>, what: impl Into<String>, loc: Loc) {
-        let what = what.into();
+        self.put_file(path, bytes, what.into(), loc, false);
+    }
+
+    /// Adds a generated YAML file: the header line, then `doc` as keelson's
+    /// printer writes it.
+    pub fn put_yaml(&mut self, path: &str, doc: &Value, what: impl Into<String>, loc: Loc) {
+        self.put_file(path, yaml_file(doc), what.into(), loc, true);
+    }
+
+    fn put_file(&mut self, path: &str, bytes: Vec<u8>, what: String, loc: Loc, printed: bool) {
+        if let Some(recorded) = &mut self.recorded {
+            recorded.push(Put {
+                path: path.to_string(),
+                bytes,
+                what,
+                loc,
+                printed,
+            });
+            return;
+        }
         let Some(p) = TreePath::new(path) else {
             self.diags.push(
                 Diagnostic::error(
@@ -188,6 +261,9 @@ impl Emitter<'_> {
             return;
         }
         self.owners.insert(p.clone(), (what, loc));
+        if printed {
+            self.tree.mark_printed(p.clone());
+        }
         self.tree.insert(p, bytes);
     }
 }

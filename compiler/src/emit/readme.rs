@@ -3,6 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use rayon::prelude::*;
 use serde::Serialize;
 
 use super::argocd::{is_live, keelson_dir};
@@ -22,7 +23,8 @@ struct Context {
     chart: String,
     sites: Vec<SiteCx>,
     secrets: Vec<SecretCx>,
-    paths: Vec<PathCx>,
+    /// The rows of the "Where things are" table.
+    paths: String,
 }
 
 #[derive(Serialize)]
@@ -34,7 +36,10 @@ struct SiteCx {
     apps: String,
     keelson_dir: String,
     workload_clusters: Vec<ClusterCx>,
-    applications: Vec<AppCx>,
+    /// The rows of the Applications table, each after a line break. A large
+    /// estate has tens of thousands: they are formatted here, in parallel,
+    /// rather than by the template engine.
+    applications: String,
     projects: Vec<String>,
     image_updater: bool,
     waves: bool,
@@ -47,7 +52,6 @@ struct ClusterCx {
     argocd_name: Option<String>,
 }
 
-#[derive(Serialize)]
 struct AppCx {
     name: String,
     app: String,
@@ -58,18 +62,27 @@ struct AppCx {
     updates: String,
 }
 
+impl AppCx {
+    fn row(&self) -> String {
+        format!(
+            "\n| `{}` | {} | {} | {} | {} | {} | {} |",
+            self.name,
+            self.app,
+            self.stage,
+            self.cluster,
+            self.namespace,
+            self.images,
+            self.updates
+        )
+    }
+}
+
 #[derive(Serialize, PartialEq, Eq, PartialOrd, Ord)]
 struct SecretCx {
     #[serde(rename = "where")]
     where_: String,
     reference: String,
     purpose: String,
-}
-
-#[derive(Serialize)]
-struct PathCx {
-    path: String,
-    what: String,
 }
 
 pub(super) fn emit(input: &Inputs<'_>, deps: &[Dep<'_>], out: &mut Emitter<'_>) {
@@ -102,7 +115,7 @@ pub(super) fn emit(input: &Inputs<'_>, deps: &[Dep<'_>], out: &mut Emitter<'_>) 
             })
             .collect();
         let mut applications: Vec<AppCx> = here
-            .iter()
+            .par_iter()
             .map(|d| {
                 let images: Vec<String> = d
                     .app
@@ -165,7 +178,8 @@ pub(super) fn emit(input: &Inputs<'_>, deps: &[Dep<'_>], out: &mut Emitter<'_>) 
                 }
             })
             .collect();
-        applications.sort_by(|a, b| a.name.cmp(&b.name));
+        applications.par_sort_by(|a, b| a.name.cmp(&b.name));
+        let applications: String = applications.par_iter().map(AppCx::row).collect();
         let projects: BTreeSet<String> = here
             .iter()
             .filter_map(|d| match &d.app.project {
@@ -302,7 +316,7 @@ pub(super) fn emit(input: &Inputs<'_>, deps: &[Dep<'_>], out: &mut Emitter<'_>) 
         secrets: secrets.into_iter().collect(),
         paths: paths
             .into_iter()
-            .map(|(path, what)| PathCx { path, what })
+            .map(|(path, what)| format!("\n| `{path}` | {what} |"))
             .collect(),
     };
     let context = match tera::Context::from_serialize(&cx) {

@@ -98,14 +98,14 @@ static TERA: LazyLock<Result<tera::Tera, String>> = LazyLock::new(|| {
     Ok(tera)
 });
 
-/// Renders a template for an app: `(file name, YAML)` for every file that is
-/// not empty, in name order. Problems with parameters become diagnostics.
+/// Renders a template for an app: `(file name, document)` for every file that
+/// is not empty, in name order. Problems with parameters become diagnostics.
 pub(super) fn render(
     app: &App,
     name: &Spanned<String>,
     params: &Map<String, Json>,
     diags: &mut Diagnostics,
-) -> Vec<(String, String)> {
+) -> Vec<(String, serde_yaml::Value)> {
     let Some(t) = TEMPLATES.iter().find(|t| t.name == name.value) else {
         // Unknown templates are reported by lowering.
         return Vec::new();
@@ -217,12 +217,10 @@ pub(super) fn render(
         if rendered.trim().is_empty() {
             continue;
         }
-        // Re-serialised so every generated file has one style (and is valid YAML).
+        // Parsed, to be printed like every generated file: one style, and
+        // valid YAML.
         match serde_yaml::from_str::<serde_yaml::Value>(&rendered) {
-            Ok(doc) => out.push((
-                file.to_string(),
-                String::from_utf8(super::yaml_file(&doc)).expect("YAML is UTF-8"),
-            )),
+            Ok(doc) => out.push((file.to_string(), doc)),
             Err(e) => diags.push(Diagnostic::error(
                 Code::InvalidManifest,
                 name.loc,

@@ -1,7 +1,7 @@
 //! The generated repository in memory: path → bytes, ordered by path.
 //! `write` puts it on disk and `diff` compares two of them.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// A path in the tree: relative, `/`-separated, no `.` or `..` parts.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -46,12 +46,25 @@ impl std::fmt::Display for TreePath {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Tree {
     files: BTreeMap<TreePath, Vec<u8>>,
+    /// Files keelson's YAML printer wrote from a value: valid YAML by
+    /// construction (a property test holds the printer to it), so the last
+    /// check before writing does not parse them again.
+    printed: BTreeSet<TreePath>,
 }
 
 impl Tree {
     /// Adds a file; returns the old bytes if the path was taken.
     pub fn insert(&mut self, path: TreePath, bytes: Vec<u8>) -> Option<Vec<u8>> {
         self.files.insert(path, bytes)
+    }
+
+    /// Marks a file as printed from a YAML value (see `printed`).
+    pub fn mark_printed(&mut self, path: TreePath) {
+        self.printed.insert(path);
+    }
+
+    pub fn is_printed(&self, path: &TreePath) -> bool {
+        self.printed.contains(path)
     }
 
     pub fn contains(&self, path: &str) -> bool {

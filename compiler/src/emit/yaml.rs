@@ -88,14 +88,32 @@ fn inline(v: &Value) -> String {
 
 /// A string as a YAML scalar: plain when unambiguous, else quoted.
 pub fn scalar(s: &str) -> String {
-    if s.chars().any(|c| c.is_control()) {
-        // JSON's string syntax is YAML's double-quoted style.
-        return serde_json::to_string(s).expect("strings serialise");
+    if s.chars().any(|c| c.is_control() || unprintable(c)) {
+        // JSON's string syntax is YAML's double-quoted style; YAML wants
+        // more escaped than JSON does.
+        let json = serde_json::to_string(s).expect("strings serialise");
+        return json
+            .chars()
+            .map(|c| match c {
+                c if c.is_control() || unprintable(c) => format!("\\u{:04x}", c as u32),
+                c => c.to_string(),
+            })
+            .collect();
     }
     if needs_quotes(s) {
         return format!("'{}'", s.replace('\'', "''"));
     }
     s.to_string()
+}
+
+/// Characters a YAML parser would not keep as they are in a scalar: line
+/// separators that YAML 1.1 breaks lines at, the byte-order mark, and
+/// non-characters.
+fn unprintable(c: char) -> bool {
+    matches!(
+        c,
+        '\u{2028}' | '\u{2029}' | '\u{feff}' | '\u{fffe}' | '\u{ffff}'
+    )
 }
 
 fn needs_quotes(s: &str) -> bool {

@@ -4,7 +4,10 @@
 //! the order a directory lists them in. A file that is not valid KDL 2 becomes
 //! `keelson::syntax` diagnostics (every one the parser found) and is left out
 //! of lowering; the other files are still lowered, so one run reports problems
-//! in all of them.
+//! in all of them. Parses are kept in a [`ParseCache`] keyed by the text's
+//! blake3, so an unchanged file is not parsed again.
+
+mod cache;
 
 use std::path::{Path, PathBuf};
 
@@ -12,6 +15,7 @@ use kdl::KdlDocument;
 
 use crate::diagnostic::{Code, Diagnostic, Diagnostics, FileId, Loc, Sources};
 use crate::error::Error;
+pub use cache::ParseCache;
 
 /// A parsed estate file.
 #[derive(Debug, Clone)]
@@ -28,8 +32,18 @@ pub struct Loaded {
     pub files: Vec<ParsedFile>,
 }
 
-/// Reads every `*.kdl` file directly inside `dir`.
+/// Reads every `*.kdl` file directly inside `dir`, parsing each.
 pub fn load_dir(dir: &Path, diags: &mut Diagnostics) -> Result<Loaded, Error> {
+    load_dir_cached(dir, &ParseCache::none(), diags)
+}
+
+/// Reads every `*.kdl` file directly inside `dir`, taking unchanged files'
+/// parses from `cache`.
+pub fn load_dir_cached(
+    dir: &Path,
+    cache: &ParseCache,
+    diags: &mut Diagnostics,
+) -> Result<Loaded, Error> {
     let entries =
         std::fs::read_dir(dir).map_err(|e| Error::io("reading the estate directory", dir, e))?;
     let mut paths = Vec::new();
@@ -55,7 +69,7 @@ pub fn load_dir(dir: &Path, diags: &mut Diagnostics) -> Result<Loaded, Error> {
         );
         files.push((name, path, text));
     }
-    Ok(load_sources(dir, files, diags))
+    Ok(load_sources_cached(dir, files, cache, diags))
 }
 
 /// Parses estate files that are already in memory (tests, fuzzing, benchmarks).
@@ -63,6 +77,16 @@ pub fn load_dir(dir: &Path, diags: &mut Diagnostics) -> Result<Loaded, Error> {
 pub fn load_sources(
     root: &Path,
     files: Vec<(String, PathBuf, String)>,
+    diags: &mut Diagnostics,
+) -> Loaded {
+    load_sources_cached(root, files, &ParseCache::none(), diags)
+}
+
+/// [`load_sources`], taking unchanged files' parses from `cache`.
+pub fn load_sources_cached(
+    root: &Path,
+    files: Vec<(String, PathBuf, String)>,
+    cache: &ParseCache,
     diags: &mut Diagnostics,
 ) -> Loaded {
     let mut loaded = Loaded {
@@ -74,7 +98,16 @@ pub fn load_sources(
         use rayon::prelude::*;
         files
             .par_iter()
-            .map(|(_, _, text)| parse_kdl(text))
+            .map(|(_, _, text)| {
+                if let Some(doc) = cache.get(text) {
+                    return Ok(doc);
+                }
+                let parsed = parse_kdl(text);
+                if let Ok(doc) = &parsed {
+                    cache.put(text, doc);
+                }
+                parsed
+            })
             .collect()
     };
     for ((name, path, text), parsed) in files.into_iter().zip(parsed) {

@@ -25,6 +25,9 @@ use crate::emit::Tree;
 use crate::error::Error;
 use crate::lock::{LOCK_FILE, Lock, LockedFile, hash, hash_without_images};
 
+mod index;
+pub use index::{Index, Seen, Stat};
+
 /// keelson's working directory inside the output; removed after every write.
 pub const JOURNAL_DIR: &str = ".keelson-journal";
 const JOURNAL_FILE: &str = "journal.json";
@@ -41,6 +44,10 @@ pub struct Report {
     pub forced: Vec<String>,
     /// A journal left by an interrupted run was completed first.
     pub recovered: bool,
+    /// Files written inside new directories, as `stat` saw them when they
+    /// were staged (moving their directory into place changes neither): the
+    /// output index records them without a `stat` by path.
+    pub staged: std::collections::HashMap<String, Stat>,
 }
 
 /// A file that keelson would overwrite or remove but may not.
@@ -96,17 +103,20 @@ pub fn recover(out: &Path) -> Result<bool, Error> {
 pub struct Scan {
     pub conflicts: Vec<Conflict>,
     pub unchanged: BTreeSet<String>,
+    /// The unchanged files as the output index will record them.
+    pub seen: std::collections::HashMap<String, Seen>,
 }
 
 /// Compares the tree with `out` and the previous lock: what would be
 /// refused. Reads only.
 pub fn conflicts(out: &Path, tree: &Tree, old: Option<&Lock>) -> Result<Vec<Conflict>, Error> {
-    Ok(scan(out, tree, old)?.conflicts)
+    Ok(scan(out, tree, old, &Index::none())?.conflicts)
 }
 
-/// Reads every file the tree or the previous lock names, once, in parallel:
-/// the conflicts, and which tree files need no write.
-pub fn scan(out: &Path, tree: &Tree, old: Option<&Lock>) -> Result<Scan, Error> {
+/// Looks at every file the tree or the previous lock names, once, in
+/// parallel: the conflicts, and which tree files need no write. A file the
+/// `index` vouches for (same `stat` as when keelson last saw it) is not read.
+pub fn scan(out: &Path, tree: &Tree, old: Option<&Lock>, index: &Index) -> Result<Scan, Error> {
     use rayon::prelude::*;
     let owned = old.map(|l| &l.files);
     let mut paths: BTreeSet<&str> = tree.iter().map(|(p, _)| p.as_str()).collect();
@@ -114,26 +124,49 @@ pub fn scan(out: &Path, tree: &Tree, old: Option<&Lock>) -> Result<Scan, Error> 
         paths.extend(files.keys().map(String::as_str));
     }
     let paths: Vec<&str> = paths.into_iter().collect();
-    // Per path: Some(conflict), and whether the bytes are already the tree's.
-    let found: Vec<Result<(Option<Conflict>, bool), Error>> = paths
+    // Per path: Some(conflict), and the file as seen when it is the tree's.
+    type Found = (Option<Conflict>, Option<Option<Seen>>);
+    let found: Vec<Result<Found, Error>> = paths
         .par_iter()
         .map(|&path| {
             let full = out.join(path);
-            let current = match fs::read(&full) {
-                Ok(b) => b,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((None, false)),
-                // A directory where a file goes, or unreadable: not ours to touch.
-                Err(_) if full.is_dir() => {
-                    return Ok((Some(Conflict::Foreign(path.to_string())), false));
-                }
-                Err(e) => return Err(Error::io("reading the output", &full, e)),
+            // `stat` before reading: an edit in between makes the recorded
+            // stat stale (a miss next time), never the hash.
+            let stat = Stat::of(&full);
+            let known = stat.as_ref().and_then(|s| index.lookup(path, s));
+            let mut read = None;
+            let current = match known {
+                Some(h) => h,
+                None => match fs::read(&full) {
+                    Ok(b) => {
+                        let h = blake3::hash(&b);
+                        read = Some(b);
+                        h
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                        return Ok((None, None));
+                    }
+                    // A directory where a file goes, or unreadable: not ours to touch.
+                    Err(_) if full.is_dir() => {
+                        return Ok((Some(Conflict::Foreign(path.to_string())), None));
+                    }
+                    Err(e) => return Err(Error::io("reading the output", &full, e)),
+                },
             };
-            let same = tree.get(path) == Some(current.as_slice());
+            let same = match (tree.get(path), &read) {
+                (None, _) => false,
+                (Some(bytes), Some(read)) => bytes == read.as_slice(),
+                (Some(bytes), None) => blake3::hash(bytes) == current,
+            };
             let conflict = match owned.and_then(|f| f.get(path)) {
                 Some(entry) => {
-                    let edited = hash(&current) != entry.blake3
+                    let edited = current.to_hex().as_str() != entry.blake3
                         && !entry.without_images.as_ref().is_some_and(|h| {
-                            std::str::from_utf8(&current)
+                            let text = match read.take() {
+                                Some(b) => b,
+                                None => fs::read(&full).unwrap_or_default(),
+                            };
+                            std::str::from_utf8(&text)
                                 .ok()
                                 .and_then(hash_without_images)
                                 .is_some_and(|now| &now == h)
@@ -142,40 +175,101 @@ pub fn scan(out: &Path, tree: &Tree, old: Option<&Lock>) -> Result<Scan, Error> 
                 }
                 None => (!same).then(|| Conflict::Foreign(path.to_string())),
             };
-            Ok((conflict, same))
+            let seen = same.then(|| {
+                stat.map(|stat| Seen {
+                    stat,
+                    blake3: current,
+                })
+            });
+            Ok((conflict, seen))
         })
         .collect();
     let mut scan = Scan::default();
     for (path, r) in paths.iter().zip(found) {
-        let (conflict, same) = r?;
+        let (conflict, seen) = r?;
         scan.conflicts.extend(conflict);
-        if same {
+        if let Some(seen) = seen {
             scan.unchanged.insert(path.to_string());
+            if let Some(seen) = seen {
+                scan.seen.insert(path.to_string(), seen);
+            }
         }
     }
     Ok(scan)
 }
 
-/// The lock's `files` for a tree.
-pub fn file_entries(tree: &Tree, shared: &Shared) -> BTreeMap<String, LockedFile> {
-    tree.iter()
+/// The output index after a write: the unchanged files as `scan` saw them,
+/// those staged in new directories as they were staged, the rest as they
+/// are now.
+pub fn update_index(
+    index: &mut Index,
+    out: &Path,
+    tree: &Tree,
+    scan_seen: std::collections::HashMap<String, Seen>,
+    staged: &std::collections::HashMap<String, Stat>,
+) {
+    use rayon::prelude::*;
+    let fresh: Vec<(String, Seen)> = tree
+        .iter()
+        .collect::<Vec<_>>()
+        .par_iter()
+        .filter(|(p, _)| !scan_seen.contains_key(p.as_str()))
+        .filter_map(|(p, bytes)| {
+            let stat = match staged.get(p.as_str()) {
+                Some(s) => *s,
+                None => Stat::of(&out.join(p.as_str()))?,
+            };
+            Some((
+                p.as_str().to_string(),
+                Seen {
+                    stat,
+                    blake3: blake3::hash(bytes),
+                },
+            ))
+        })
+        .collect();
+    let mut seen = scan_seen;
+    seen.extend(fresh);
+    index.save(seen);
+}
+
+/// The lock's `files` for a tree. A shared file with the bytes the
+/// `previous` lock records keeps its recorded hash without `images:`.
+pub fn file_entries(
+    tree: &Tree,
+    shared: &Shared,
+    previous: Option<&Lock>,
+) -> BTreeMap<String, LockedFile> {
+    use rayon::prelude::*;
+    let files: Vec<_> = tree.iter().collect();
+    let entries: Vec<LockedFile> = files
+        .par_iter()
         .map(|(p, bytes)| {
+            let blake3 = hash(bytes);
             let without_images = shared
                 .contains(p.as_str())
                 .then(|| {
-                    std::str::from_utf8(bytes)
-                        .ok()
-                        .and_then(hash_without_images)
+                    let before = previous
+                        .and_then(|l| l.files.get(p.as_str()))
+                        .filter(|e| e.blake3 == blake3 && e.without_images.is_some());
+                    match before {
+                        Some(e) => e.without_images.clone(),
+                        None => std::str::from_utf8(bytes)
+                            .ok()
+                            .and_then(hash_without_images),
+                    }
                 })
                 .flatten();
-            (
-                p.as_str().to_string(),
-                LockedFile {
-                    blake3: hash(bytes),
-                    without_images,
-                },
-            )
+            LockedFile {
+                blake3,
+                without_images,
+            }
         })
+        .collect();
+    files
+        .into_iter()
+        .zip(entries)
+        .map(|((p, _), e)| (p.as_str().to_string(), e))
         .collect()
 }
 
@@ -223,11 +317,11 @@ pub fn write(
         let mut at = 0;
         let mut home = None;
         while let Some(slash) = p[at..].find('/') {
-            let dir = &p[..at + slash];
-            let there = match exists.get(dir) {
+            let sub = &p[..at + slash];
+            let there = match exists.get(sub) {
                 Some(&t) => t,
                 None => {
-                    let t = match fs::symlink_metadata(out.join(dir)) {
+                    let t = match fs::symlink_metadata(out.join(sub)) {
                         Ok(m) if m.is_dir() => true,
                         // Refused before anything is staged: after the commit
                         // point it would stop every recovery.
@@ -235,7 +329,7 @@ pub fn write(
                             let _ = fs::remove_dir_all(&dir);
                             return Err(Error::refused(
                                 format!(
-                                    "`{dir}` in `{}` is a file, where keelson writes a directory",
+                                    "`{sub}` in `{}` is a file, where keelson writes a directory",
                                     out.display()
                                 ),
                                 "move the file away, then compile again",
@@ -243,15 +337,15 @@ pub fn write(
                         }
                         Err(_) => false,
                     };
-                    exists.insert(dir, t);
+                    exists.insert(sub, t);
                     t
                 }
             };
             if !there {
                 let next = group_order.len();
-                let k = *groups.entry(dir).or_insert(next);
+                let k = *groups.entry(sub).or_insert(next);
                 if k == next {
-                    group_order.push(dir);
+                    group_order.push(sub);
                 }
                 home = Some(k);
                 break;
@@ -280,7 +374,7 @@ pub fn write(
     // Comparing with what is there and staging what differs, file by file in
     // parallel (each staged under its position in the tree, or inside its new
     // directory); the journal and the report are then assembled in tree order.
-    let staged_files: Vec<Result<Option<(bool, PathBuf)>, Error>> = {
+    let staged_files: Vec<Result<Option<(bool, PathBuf, Option<Stat>)>, Error>> = {
         use rayon::prelude::*;
         entries
             .par_iter()
@@ -300,15 +394,24 @@ pub fn write(
                         Ok(_) => true,
                         Err(_) => false,
                     };
-                fs::write(&target, bytes).map_err(|e| Error::io("staging a file", &target, e))?;
-                Ok(Some((existed, target)))
+                let staged = (|| {
+                    let mut f = fs::File::create(&target)?;
+                    f.write_all(bytes)?;
+                    // Only a file that its directory's rename moves keeps this stat.
+                    Ok::<_, std::io::Error>(home.is_some().then(|| Stat::of_file(&f)).flatten())
+                })()
+                .map_err(|e| Error::io("staging a file", &target, e))?;
+                Ok(Some((existed, target, staged)))
             })
             .collect()
     };
     for (((path, _), home), result) in entries.iter().zip(&homes).zip(staged_files) {
         match result? {
             None => report.unchanged += 1,
-            Some((existed, target)) => {
+            Some((existed, target, staged)) => {
+                if let Some(stat) = staged {
+                    report.staged.insert(path.to_string(), stat);
+                }
                 if existed {
                     report.updated.push(path.to_string());
                 } else {
