@@ -19,20 +19,24 @@ pub fn to_string(v: &Value) -> String {
         Value::Mapping(m) if !m.is_empty() => mapping(m, 0, &mut out),
         Value::Sequence(s) if !s.is_empty() => sequence(s, 0, &mut out),
         other => {
-            out.push_str(&inline(other));
+            inline(other, &mut out);
             out.push('\n');
         }
     }
     out
 }
 
+fn indent_by(indent: usize, out: &mut String) {
+    out.extend(std::iter::repeat_n(' ', indent));
+}
+
 fn mapping(m: &serde_yaml::Mapping, indent: usize, out: &mut String) {
     for (i, (k, v)) in m.iter().enumerate() {
         // The first key of a sequence item sits after its `- `.
         if i > 0 || !out.ends_with("- ") {
-            out.push_str(&" ".repeat(indent));
+            indent_by(indent, out);
         }
-        out.push_str(&inline(k));
+        inline(k, out);
         out.push(':');
         value_after_key(v, indent, out);
     }
@@ -50,7 +54,7 @@ fn value_after_key(v: &Value, indent: usize, out: &mut String) {
         }
         other => {
             out.push(' ');
-            out.push_str(&inline(other));
+            inline(other, out);
             out.push('\n');
         }
     }
@@ -58,7 +62,7 @@ fn value_after_key(v: &Value, indent: usize, out: &mut String) {
 
 fn sequence(s: &[Value], indent: usize, out: &mut String) {
     for item in s {
-        out.push_str(&" ".repeat(indent));
+        indent_by(indent, out);
         out.push_str("- ");
         match item {
             Value::Mapping(m) if !m.is_empty() => mapping(m, indent + 2, out),
@@ -67,23 +71,32 @@ fn sequence(s: &[Value], indent: usize, out: &mut String) {
                 sequence(inner, indent + 2, out);
             }
             other => {
-                out.push_str(&inline(other));
+                inline(other, out);
                 out.push('\n');
             }
         }
     }
 }
 
-fn inline(v: &Value) -> String {
+fn inline(v: &Value, out: &mut String) {
+    use std::fmt::Write as _;
     match v {
-        Value::Null => "null".into(),
-        Value::Bool(b) => b.to_string(),
-        Value::Number(n) => n.to_string(),
-        Value::String(s) => scalar(s),
-        Value::Mapping(_) => "{}".into(),
-        Value::Sequence(_) => "[]".into(),
-        Value::Tagged(t) => inline(&t.value),
+        Value::Null => out.push_str("null"),
+        Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+        Value::Number(n) => {
+            let _ = write!(out, "{n}");
+        }
+        Value::String(s) if plain(s) => out.push_str(s),
+        Value::String(s) => out.push_str(&scalar(s)),
+        Value::Mapping(_) => out.push_str("{}"),
+        Value::Sequence(_) => out.push_str("[]"),
+        Value::Tagged(t) => inline(&t.value, out),
     }
+}
+
+/// Whether `scalar` writes `s` as it is.
+fn plain(s: &str) -> bool {
+    !s.chars().any(|c| c.is_control() || unprintable(c)) && !needs_quotes(s)
 }
 
 /// A string as a YAML scalar: plain when unambiguous, else quoted.
@@ -133,6 +146,14 @@ fn needs_quotes(s: &str) -> bool {
     let Some(first) = s.chars().next() else {
         return true;
     };
+    // Every ambiguous form starts with one of these (or a non-ASCII
+    // character that case folding might map to one): most strings skip
+    // the regex.
+    let may_be_ambiguous = !first.is_ascii()
+        || matches!(
+            first.to_ascii_lowercase(),
+            'y' | 'n' | 'o' | 't' | 'f' | '~' | '0'..='9' | '+' | '-' | '.'
+        );
     // `-`, `?` and `:` are indicators only before a space (or alone).
     let indicator = "-?:".contains(first) && s[1..].chars().next().is_none_or(char::is_whitespace);
     indicator
@@ -142,7 +163,7 @@ fn needs_quotes(s: &str) -> bool {
         || s.ends_with(':')
         || s.contains(": ")
         || s.contains(" #")
-        || AMBIGUOUS.is_match(s)
+        || (may_be_ambiguous && AMBIGUOUS.is_match(s))
 }
 
 #[cfg(test)]
