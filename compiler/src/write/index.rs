@@ -89,8 +89,8 @@ pub struct Seen {
 /// The index of one output directory.
 #[derive(Debug, Default)]
 pub struct Index {
-    /// Where it is kept; `None` keeps nothing.
-    file: Option<PathBuf>,
+    /// keelson's cache directory and the output; `None` keeps nothing.
+    place: Option<(PathBuf, PathBuf)>,
     entries: HashMap<String, Seen>,
 }
 
@@ -100,25 +100,18 @@ impl Index {
         Index::default()
     }
 
-    /// The index of `out` kept under `cache_dir`, or an empty one.
+    /// The index of `out` kept under `cache_dir`, or an empty one (also
+    /// when `out` does not exist yet).
     pub fn open(cache_dir: Option<&Path>, out: &Path) -> Index {
         let Some(cache_dir) = cache_dir else {
             return Index::none();
         };
-        // The output may not exist yet: name it by its absolute path.
-        let absolute = fs::canonicalize(out).unwrap_or_else(|_| {
-            std::env::current_dir()
-                .map(|d| d.join(out))
-                .unwrap_or_else(|_| out.to_path_buf())
-        });
-        let name = blake3::hash(absolute.as_os_str().as_encoded_bytes()).to_hex();
-        let file = cache_dir.join("outputs").join(name.as_str());
-        let entries = fs::read(&file)
-            .ok()
+        let entries = file_for(cache_dir, out)
+            .and_then(|file| fs::read(file).ok())
             .and_then(|bytes| decode(&bytes))
             .unwrap_or_default();
         Index {
-            file: Some(file),
+            place: Some((cache_dir.to_path_buf(), out.to_path_buf())),
             entries,
         }
     }
@@ -134,7 +127,7 @@ impl Index {
     /// the index only saves time.
     pub fn save(&mut self, files: HashMap<String, Seen>) {
         self.entries = files;
-        let Some(file) = &self.file else {
+        let Some(file) = self.place.as_ref().and_then(|(c, o)| file_for(c, o)) else {
             return;
         };
         let now = std::time::SystemTime::now()
@@ -148,10 +141,19 @@ impl Index {
         }
         let bytes = encode(&self.entries, now);
         let tmp = dir.join(format!(".tmp-{}", std::process::id()));
-        if fs::write(&tmp, bytes).is_ok() && fs::rename(&tmp, file).is_err() {
+        if fs::write(&tmp, bytes).is_ok() && fs::rename(&tmp, &file).is_err() {
             let _ = fs::remove_file(&tmp);
         }
     }
+}
+
+/// Where the index of `out` lives: named by the blake3 of the output's
+/// canonical path, so it is found from any working directory. `None` while
+/// the output does not exist.
+fn file_for(cache_dir: &Path, out: &Path) -> Option<PathBuf> {
+    let absolute = fs::canonicalize(out).ok()?;
+    let name = blake3::hash(absolute.as_os_str().as_encoded_bytes()).to_hex();
+    Some(cache_dir.join("outputs").join(name.as_str()))
 }
 
 /// Sorted by path, so the same index is the same bytes.
