@@ -74,7 +74,32 @@ pub fn kdl_lower(data: &[u8]) {
 
     for text in &texts {
         format_keeps_meaning(text);
+        cache_keeps_the_parse(text);
     }
+    // The same bytes read as a cached parse and as an output index: files
+    // from disk, so anything must be a miss, never a panic.
+    let _ = crate::load::cache::decode(data);
+    let _ = crate::write::index::decode(data);
+}
+
+/// The parse cache: a file that parses encodes to a form that decodes to a
+/// document encoding to the same bytes (the form holds all that lowering
+/// reads; tests/properties.rs also lowers both and compares).
+fn cache_keeps_the_parse(text: &str) {
+    use crate::load::cache::{decode, encode};
+    let Ok(doc) = crate::load::parse_kdl(text) else {
+        return;
+    };
+    // Too deeply nested documents are not cached.
+    let Some(once) = encode(&doc) else {
+        return;
+    };
+    let back = decode(&once).expect("an encoded document decodes");
+    assert_eq!(
+        encode(&back).as_ref(),
+        Some(&once),
+        "the parse cache lost something"
+    );
 }
 
 /// `keelson fmt`: a file that parses formats to text that parses to the same

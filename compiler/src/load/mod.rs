@@ -7,7 +7,7 @@
 //! in all of them. Parses are kept in a [`ParseCache`] keyed by the text's
 //! blake3, so an unchanged file is not parsed again.
 
-mod cache;
+pub(crate) mod cache;
 
 use std::path::{Path, PathBuf};
 

@@ -179,7 +179,7 @@ fn encode(entries: &HashMap<String, Seen>, saved_at_ns: i64) -> Vec<u8> {
 }
 
 /// The trusted entries of a saved index; `None` when it is damaged.
-fn decode(bytes: &[u8]) -> Option<HashMap<String, Seen>> {
+pub(crate) fn decode(bytes: &[u8]) -> Option<HashMap<String, Seen>> {
     let (body, sum) = bytes.split_at_checked(bytes.len().checked_sub(32)?)?;
     if blake3::hash(body).as_bytes() != sum {
         return None;

@@ -25,7 +25,7 @@ use crate::emit::Tree;
 use crate::error::Error;
 use crate::lock::{LOCK_FILE, Lock, LockedFile, hash, hash_without_images};
 
-mod index;
+pub(crate) mod index;
 pub use index::{Index, Seen, Stat};
 
 /// keelson's working directory inside the output; removed after every write.
