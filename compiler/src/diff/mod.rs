@@ -536,6 +536,18 @@ fn waiting(estate: &Estate, decisions: &Decisions) -> Vec<Waiting> {
 }
 
 /// Every removed Application, with what Argo CD will do about it.
+/// An Application's `spec.source.path` as a tree directory (`""` for the
+/// repository's root): Argo CD reads `apps`, `./apps`, `/apps` and `apps/`
+/// alike. `None` for a path that leaves the repository.
+fn source_dir(raw: &str) -> Option<String> {
+    let trimmed = raw.trim_start_matches('/');
+    match crate::emit::TreePath::new(trimmed) {
+        Some(p) => Some(p.as_str().to_string()),
+        None if trimmed.split('/').all(|c| c.is_empty() || c == ".") => Some(String::new()),
+        None => None,
+    }
+}
+
 fn prune_risks<'a>(
     old: &OldTree,
     files: impl Iterator<Item = &'a FileDiff>,
@@ -605,8 +617,11 @@ fn prune_risks<'a>(
                 .and_then(|a| a.get("prune"))
                 .and_then(|p| p.as_bool())
                 .unwrap_or(false);
+            let Some(dir) = source_dir(dir) else {
+                continue;
+            };
             let name = ResourceId::of_value(&doc).name.unwrap_or_default();
-            parents.push((name, dir.trim_matches('/').to_string(), recurse, prunes));
+            parents.push((name, dir, recurse, prunes));
         }
     }
     let mut out = Vec::new();
@@ -684,4 +699,26 @@ fn prune_risks<'a>(
         });
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::source_dir;
+
+    #[test]
+    fn source_paths_are_read_as_argo_cd_reads_them() {
+        for raw in [
+            "apps/lab",
+            "./apps/lab",
+            "/apps/lab",
+            "apps/lab/",
+            "apps//lab",
+        ] {
+            assert_eq!(source_dir(raw).as_deref(), Some("apps/lab"), "{raw}");
+        }
+        for raw in ["", ".", "./", "/"] {
+            assert_eq!(source_dir(raw).as_deref(), Some(""), "{raw:?}");
+        }
+        assert_eq!(source_dir("../elsewhere"), None);
+    }
 }
