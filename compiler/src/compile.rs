@@ -44,10 +44,7 @@ pub struct Options {
 impl Options {
     /// Parsed estate files are kept beside the registry's cache.
     pub fn parse_cache(&self) -> crate::load::ParseCache {
-        match &self.registry.cache_dir {
-            Some(dir) => crate::load::ParseCache::at(dir),
-            None => crate::load::ParseCache::none(),
-        }
+        crate::load::ParseCache::new(self.registry.cache_dir.as_deref())
     }
 }
 

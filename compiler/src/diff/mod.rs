@@ -535,7 +535,6 @@ fn waiting(estate: &Estate, decisions: &Decisions) -> Vec<Waiting> {
         .collect()
 }
 
-/// Every removed Application, with what Argo CD will do about it.
 /// An Application's `spec.source.path` as a tree directory (`""` for the
 /// repository's root): Argo CD reads `apps`, `./apps`, `/apps` and `apps/`
 /// alike. `None` for a path that leaves the repository.
@@ -548,6 +547,7 @@ fn source_dir(raw: &str) -> Option<String> {
     }
 }
 
+/// Every removed Application, with what Argo CD will do about it.
 fn prune_risks<'a>(
     old: &OldTree,
     files: impl Iterator<Item = &'a FileDiff>,

@@ -8,6 +8,7 @@
 //! follows yaml.v3 (what Image Updater writes): two-space indent, sequence
 //! items at their key's indent.
 
+use std::borrow::Cow;
 use std::sync::LazyLock;
 
 use regex::Regex;
@@ -86,7 +87,6 @@ fn inline(v: &Value, out: &mut String) {
         Value::Number(n) => {
             let _ = write!(out, "{n}");
         }
-        Value::String(s) if plain(s) => out.push_str(s),
         Value::String(s) => out.push_str(&scalar(s)),
         Value::Mapping(_) => out.push_str("{}"),
         Value::Sequence(_) => out.push_str("[]"),
@@ -94,39 +94,37 @@ fn inline(v: &Value, out: &mut String) {
     }
 }
 
-/// Whether `scalar` writes `s` as it is.
-fn plain(s: &str) -> bool {
-    !s.chars().any(|c| c.is_control() || unprintable(c)) && !needs_quotes(s)
-}
-
 /// A string as a YAML scalar: plain when unambiguous, else quoted.
-pub fn scalar(s: &str) -> String {
-    if s.chars().any(|c| c.is_control() || unprintable(c)) {
+/// Borrowed when the string is written as it is, the common case.
+pub fn scalar(s: &str) -> Cow<'_, str> {
+    if s.chars().any(escaped) {
         // JSON's string syntax is YAML's double-quoted style; YAML wants
         // more escaped than JSON does.
         let json = serde_json::to_string(s).expect("strings serialise");
         return json
             .chars()
             .map(|c| match c {
-                c if c.is_control() || unprintable(c) => format!("\\u{:04x}", c as u32),
+                c if escaped(c) => format!("\\u{:04x}", c as u32),
                 c => c.to_string(),
             })
-            .collect();
+            .collect::<String>()
+            .into();
     }
     if needs_quotes(s) {
-        return format!("'{}'", s.replace('\'', "''"));
+        return format!("'{}'", s.replace('\'', "''")).into();
     }
-    s.to_string()
+    Cow::Borrowed(s)
 }
 
-/// Characters a YAML parser would not keep as they are in a scalar: line
-/// separators that YAML 1.1 breaks lines at, the byte-order mark, and
-/// non-characters.
-fn unprintable(c: char) -> bool {
-    matches!(
-        c,
-        '\u{2028}' | '\u{2029}' | '\u{feff}' | '\u{fffe}' | '\u{ffff}'
-    )
+/// Characters a YAML parser would not keep as they are in a scalar:
+/// control characters, line separators that YAML 1.1 breaks lines at, the
+/// byte-order mark, and non-characters.
+fn escaped(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{2028}' | '\u{2029}' | '\u{feff}' | '\u{fffe}' | '\u{ffff}'
+        )
 }
 
 fn needs_quotes(s: &str) -> bool {

@@ -39,10 +39,12 @@ impl ParseCache {
     /// The cache in keelson's default cache directory (`$KEELSON_CACHE_DIR`,
     /// else `$XDG_CACHE_HOME/keelson`, else `~/.cache/keelson`).
     pub fn from_env() -> ParseCache {
-        match crate::discover::cache::Cache::default_dir() {
-            Some(dir) => ParseCache::at(&dir),
-            None => ParseCache::none(),
-        }
+        ParseCache::new(crate::discover::cache::Cache::default_dir().as_deref())
+    }
+
+    /// Entries under `<cache_dir>/kdl`, or no cache.
+    pub fn new(cache_dir: Option<&Path>) -> ParseCache {
+        cache_dir.map_or_else(ParseCache::none, ParseCache::at)
     }
 
     /// Entries under `<cache_dir>/kdl`.

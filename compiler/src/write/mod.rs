@@ -124,8 +124,9 @@ pub fn scan(out: &Path, tree: &Tree, old: Option<&Lock>, index: &Index) -> Resul
         paths.extend(files.keys().map(String::as_str));
     }
     let paths: Vec<&str> = paths.into_iter().collect();
-    // Per path: Some(conflict), and the file as seen when it is the tree's.
-    type Found = (Option<Conflict>, Option<Option<Seen>>);
+    // Per path: Some(conflict), whether it is already the tree's, and then
+    // how it was seen (a regular file's stat and hash).
+    type Found = (Option<Conflict>, bool, Option<Seen>);
     let found: Vec<Result<Found, Error>> = paths
         .par_iter()
         .map(|&path| {
@@ -144,11 +145,11 @@ pub fn scan(out: &Path, tree: &Tree, old: Option<&Lock>, index: &Index) -> Resul
                         h
                     }
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                        return Ok((None, None));
+                        return Ok((None, false, None));
                     }
                     // A directory where a file goes, or unreadable: not ours to touch.
                     Err(_) if full.is_dir() => {
-                        return Ok((Some(Conflict::Foreign(path.to_string())), None));
+                        return Ok((Some(Conflict::Foreign(path.to_string())), false, None));
                     }
                     Err(e) => return Err(Error::io("reading the output", &full, e)),
                 },
@@ -175,24 +176,22 @@ pub fn scan(out: &Path, tree: &Tree, old: Option<&Lock>, index: &Index) -> Resul
                 }
                 None => (!same).then(|| Conflict::Foreign(path.to_string())),
             };
-            let seen = same.then(|| {
-                stat.map(|stat| Seen {
-                    stat,
-                    blake3: current,
-                })
+            let seen = stat.filter(|_| same).map(|stat| Seen {
+                stat,
+                blake3: current,
             });
-            Ok((conflict, seen))
+            Ok((conflict, same, seen))
         })
         .collect();
     let mut scan = Scan::default();
     for (path, r) in paths.iter().zip(found) {
-        let (conflict, seen) = r?;
+        let (conflict, same, seen) = r?;
         scan.conflicts.extend(conflict);
-        if let Some(seen) = seen {
+        if same {
             scan.unchanged.insert(path.to_string());
-            if let Some(seen) = seen {
-                scan.seen.insert(path.to_string(), seen);
-            }
+        }
+        if let Some(seen) = seen {
+            scan.seen.insert(path.to_string(), seen);
         }
     }
     Ok(scan)
@@ -598,5 +597,45 @@ fn make_durable(on: &Path, paths: &[PathBuf]) -> Result<(), Error> {
 fn sync_dir(dir: &Path) {
     if let Ok(f) = fs::File::open(dir) {
         let _ = f.sync_all();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::emit::TreePath;
+
+    #[test]
+    fn a_file_where_a_directory_goes_is_refused_and_the_journal_removed() {
+        let tmp = tempfile::tempdir().unwrap();
+        let out = tmp.path().join("out");
+        fs::create_dir_all(&out).unwrap();
+        fs::write(out.join("apps"), "a user's file").unwrap();
+        let mut tree = Tree::default();
+        tree.insert(
+            TreePath::new("apps/lab/web.yaml").unwrap(),
+            b"kind: x\n".to_vec(),
+        );
+        let err = write(
+            &out,
+            &tree,
+            &Lock::new(),
+            None,
+            Vec::new(),
+            &BTreeSet::new(),
+        )
+        .expect_err("a file stands where keelson writes a directory");
+        assert!(
+            err.to_string().contains("`apps` in") && err.to_string().contains("is a file"),
+            "{err}"
+        );
+        assert!(
+            !out.join(JOURNAL_DIR).exists(),
+            "the journal was left behind"
+        );
+        assert_eq!(
+            fs::read_to_string(out.join("apps")).unwrap(),
+            "a user's file"
+        );
     }
 }
