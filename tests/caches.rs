@@ -4,13 +4,13 @@
 //! reading it — still catches a hand edit that keeps a file's size and
 //! modification time.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
 use keelson::compile::{self, Options};
 use keelson::write::{Index, Seen, Stat};
 use keelson_bench::{Shape, generate};
+use keelson_tests::read_tree as tree;
 
 fn options(cache: Option<&Path>) -> Options {
     let mut o = Options {
@@ -19,16 +19,6 @@ fn options(cache: Option<&Path>) -> Options {
     };
     o.registry.cache_dir = cache.map(Path::to_path_buf);
     o
-}
-
-fn tree(dir: &Path) -> BTreeMap<String, Vec<u8>> {
-    keelson::check::walk(dir)
-        .into_iter()
-        .map(|p| {
-            let rel = p.strip_prefix(dir).unwrap().to_string_lossy().into_owned();
-            (rel, std::fs::read(&p).unwrap())
-        })
-        .collect()
 }
 
 fn compile_ok(estate: &Path, out: &Path, cache: Option<&Path>) -> keelson::write::Report {

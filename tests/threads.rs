@@ -3,12 +3,10 @@
 //! decides apps in parallel and `diff` compares files in parallel; both merge
 //! in a fixed order, and this test holds them to it.
 
-use std::collections::BTreeMap;
-use std::path::Path;
-
 use keelson::compile::{self, Options};
 use keelson::diff::{self, Against, render};
 use keelson_bench::{Shape, generate};
+use keelson_tests::read_tree as tree;
 
 fn options() -> Options {
     let mut o = Options {
@@ -17,17 +15,6 @@ fn options() -> Options {
     };
     o.registry.cache_dir = None;
     o
-}
-
-fn tree(dir: &Path) -> BTreeMap<String, Vec<u8>> {
-    keelson::check::walk(dir)
-        .into_iter()
-        .map(|p| {
-            let rel = p.strip_prefix(dir).unwrap().to_string_lossy().into_owned();
-            let bytes = std::fs::read(&p).unwrap();
-            (rel, bytes)
-        })
-        .collect()
 }
 
 #[test]
