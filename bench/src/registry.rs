@@ -15,8 +15,8 @@ use keelson::discover::cache::Cache;
 use keelson::discover::client::{Client, ClientOptions, RepoRef};
 use keelson::discover::live::{self, Platform, Query};
 use keelson::model::Strategy;
-use keelson::select::strategy::Rules;
 use keelson::semver::Constraint;
+use keelson::strategy::Rules;
 use keelson_testkit::{Auth, Registry, TestImage};
 
 pub struct Args {
@@ -134,11 +134,8 @@ fn resolve(
         .iter()
         .zip(&answers)
         .filter(|(q, a)| {
-            a.as_ref().is_ok_and(|tags| {
-                keelson::select::strategy::select(&q.rules, tags)
-                    .chosen
-                    .is_some()
-            })
+            a.as_ref()
+                .is_ok_and(|tags| keelson::strategy::select(&q.rules, tags).chosen.is_some())
         })
         .count();
     if let Some(Err(e)) = answers.iter().find(|a| a.is_err()) {

@@ -1,21 +1,24 @@
 //! `keelson compile`: the whole pipeline, from an estate directory to a
 //! written GitOps tree.
 //!
-//! check → discover (snapshots, the previous tree) → select → emit →
-//! verify → write. A compile with any error diagnostic writes nothing.
+//! gather (the estate, snapshots, registries, the previous tree, files,
+//! policies, the clock) → build (select → emit → verify, pure) → write.
+//! A compile with any error diagnostic writes nothing.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use crate::check::{self, Checked};
 use crate::diagnostic::{Code, Diagnostic, Diagnostics, Sources};
 use crate::discover;
-use crate::emit::{self, AppFiles, ManifestFile, Tree};
+use crate::emit;
 use crate::error::Error;
+use crate::gather::{self, Gathered};
 use crate::lock::Lock;
-use crate::model::{AppId, Estate, Manifests};
+use crate::model::Estate;
 use crate::policy;
 use crate::select;
+use crate::timing::Laps;
+use crate::tree::{KUSTOMIZATION_NAMES, Tree, TreePath};
 use crate::write::{self, Conflict, Report};
 
 #[derive(Debug, Clone, Default)]
@@ -46,6 +49,17 @@ impl Options {
     pub fn parse_cache(&self) -> crate::load::ParseCache {
         crate::load::ParseCache::new(self.registry.cache_dir.as_deref())
     }
+
+    /// What `gather` needs of these options.
+    pub fn gather(&self) -> gather::Options {
+        gather::Options {
+            offline: self.offline,
+            registry: self.registry.clone(),
+            now: self.now,
+            policy_limits: self.policy_limits,
+            decide_from: self.decide_from.clone(),
+        }
+    }
 }
 
 /// What a compile produced. `tree` is `None` when there were errors.
@@ -75,34 +89,10 @@ impl Compiled {
     }
 }
 
-/// Stage timings on stderr when `KEELSON_TIMINGS=1`: for finding where a
-/// compile spends its time (the benchmarks time whole runs).
-pub(crate) struct Laps {
-    last: std::time::Instant,
-    on: bool,
-}
-
-impl Laps {
-    pub(crate) fn start() -> Laps {
-        Laps {
-            last: std::time::Instant::now(),
-            on: std::env::var_os("KEELSON_TIMINGS").is_some_and(|v| v == "1"),
-        }
-    }
-
-    pub(crate) fn lap(&mut self, what: &str) {
-        if self.on {
-            let now = std::time::Instant::now();
-            eprintln!(
-                "timing: {what:<10} {:>8.1} ms",
-                (now - self.last).as_secs_f64() * 1e3
-            );
-            self.last = now;
-        }
-    }
-}
-
-/// Compiles the estate in `dir` into `out`.
+/// Compiles the estate in `dir` into `out`: gather → build → write. Writes
+/// nothing when the estate has errors, with `dry_run`, or when a file to
+/// replace is not keelson's as it wrote it (an `Err` refusal, unless
+/// `force`); a write is all or nothing (see `write`).
 pub fn compile_dir(dir: &Path, out: &Path, options: &Options) -> Result<Compiled, Error> {
     // A previous run that was killed mid-write is completed before anything
     // reads the tree.
@@ -111,11 +101,8 @@ pub fn compile_dir(dir: &Path, out: &Path, options: &Options) -> Result<Compiled
     } else {
         write::recover(out)?
     };
+    let mut compiled = build(gather::gather(dir, out, &options.gather())?);
     let mut laps = Laps::start();
-    let checked = check::check_dir_cached(dir, &options.parse_cache())?;
-    laps.lap("check");
-    let mut compiled = build(checked, out, options)?;
-    laps = Laps::start();
     if compiled.has_errors() || options.dry_run {
         return Ok(compiled);
     }
@@ -171,19 +158,16 @@ fn refusal(out: &Path, conflicts: &[Conflict]) -> Error {
     )
 }
 
-/// Everything up to the finished tree and lock, reading but never writing.
-pub fn build(checked: Checked, out: &Path, options: &Options) -> Result<Compiled, Error> {
-    let Checked {
-        loaded,
-        estate,
-        graph,
-        diagnostics,
-    } = checked;
-    let mut sources = loaded.sources;
-    let mut diags = Diagnostics::default();
-    for d in diagnostics {
-        diags.push(d);
-    }
+/// Decides, emits and verifies the tree and its lock from what [`gather`]
+/// read: pure (no filesystem, no environment, no clock), so the same
+/// gathered inputs always give the same tree. With any error diagnostic
+/// there is no tree; `decided` is kept once `select` ran (for `explain`).
+pub fn build(gathered: Gathered) -> Compiled {
+    let Gathered {
+        sources,
+        diagnostics: mut diags,
+        inputs,
+    } = gathered;
     let fail = |sources, diags: Diagnostics| Compiled {
         sources,
         diagnostics: diags.into_sorted(),
@@ -193,50 +177,31 @@ pub fn build(checked: Checked, out: &Path, options: &Options) -> Result<Compiled
         report: None,
         decided: None,
     };
-    let (Some(estate), Some(graph)) = (estate, graph) else {
-        return Ok(fail(sources, diags));
+    let Some(inputs) = inputs else {
+        return fail(sources, diags);
     };
     if diags.has_errors() {
-        return Ok(fail(sources, diags));
+        return fail(sources, diags);
     }
+    let gather::Inputs {
+        estate,
+        graph,
+        tags,
+        observed,
+        owned,
+        files,
+        policies,
+        now,
+        offline,
+    } = inputs;
     let mut laps = Laps::start();
-    let mut tags = discover::read_snapshots(&estate, &mut sources, &mut diags);
-    if !options.offline && !diags.has_errors() {
-        discover::read_registries(&estate, &mut tags, &options.registry, &mut diags);
-    }
-    // Decisions build on what a tree runs (its lock, Image Updater's
-    // write-backs): the output's, or the tree `decide_from` names. Which
-    // files keelson owns is always the output's lock.
-    let observed = discover::observe(&estate, options.decide_from.as_deref().unwrap_or(out))?;
-    let owned = match &options.decide_from {
-        Some(_) => discover::observe(&estate, out)?.lock,
-        None => observed.lock.clone(),
-    };
-    let files = read_app_files(&estate, &mut sources, &mut diags);
-    laps.lap("discover");
-    let policies = if diags.has_errors() {
-        policy::Policies::default()
-    } else {
-        policy::load::load(
-            &estate,
-            observed.lock.as_ref(),
-            options.policy_limits,
-            options.registry.cache_dir.clone(),
-            &mut diags,
-        )
-    };
-    if diags.has_errors() {
-        return Ok(fail(sources, diags));
-    }
-    let now = options.now.unwrap_or_else(jiff::Timestamp::now);
-    laps.lap("policies");
     let decisions = select::decide(
         &select::Inputs {
             estate: &estate,
             graph: &graph,
             tags: &tags,
             observed: &observed,
-            offline: options.offline,
+            offline,
             now,
             policies: &policies,
         },
@@ -245,75 +210,32 @@ pub fn build(checked: Checked, out: &Path, options: &Options) -> Result<Compiled
     if diags.has_errors() {
         let mut failed = fail(sources, diags);
         failed.decided = Some((estate, decisions));
-        return Ok(failed);
+        return failed;
     }
-    // A stage waiting for its first rollout of an app gets no Application.
-    let waiting = decisions.waiting_stages();
-    let emitted;
-    let estate_for_emit = if waiting.is_empty() {
-        &estate
-    } else {
-        let mut e = estate.clone();
-        for (ai, app) in e.apps.iter_mut().enumerate() {
-            app.deployments
-                .retain(|d| !waiting.contains(&(AppId(ai as u32), d.stage.value)));
-        }
-        for &(app, stage) in &waiting {
-            let a = estate.app(app);
-            let d = a
-                .deployments
-                .iter()
-                .find(|d| d.stage.value == stage)
-                .expect("a waiting deployment");
-            let reasons: Vec<String> = decisions
-                .waiting
-                .range((app, stage, 0)..=(app, stage, usize::MAX))
-                .flat_map(|(_, t)| t.gates.iter().filter(|g| !g.promote))
-                .map(|g| format!("`{}`: {}", g.policy, g.reason))
-                .collect();
-            let reasons = if reasons.is_empty() {
-                "its upstream stage has no image yet".to_string()
-            } else {
-                reasons.join("; ")
-            };
-            diags.push(
-                Diagnostic::warning(
-                    Code::PromotionWaiting,
-                    d.stage.loc,
-                    format!(
-                        "app `{}` waits for its first rollout to stage `{}`, so it gets no Application yet: {reasons}",
-                        a.name.value,
-                        estate.stage(stage).name.value
-                    ),
-                )
-                .with_help("compile again once the gates pass (`keelson explain` shows them), or pin the images in this `deploy` block to roll out now"),
-            );
-        }
-        emitted = e;
-        &emitted
-    };
+    let held = select::hold_waiting(&estate, &decisions, &mut diags);
     laps.lap("select");
     let tree = emit::emit(
         &emit::Inputs {
-            estate: estate_for_emit,
+            estate: held.as_ref().unwrap_or(&estate),
             graph: &graph,
             decisions: &decisions,
             files: &files,
         },
         &mut diags,
     );
+    drop(held);
     laps.lap("emit");
     let file_entries = write::file_entries(&tree, &shared_files(&estate), owned.as_ref());
     verify(&tree, &estate, owned.as_ref(), &file_entries, &mut diags);
     laps.lap("verify");
     if diags.has_errors() {
-        return Ok(fail(sources, diags));
+        return fail(sources, diags);
     }
     let mut lock = Lock::new();
     lock.images = decisions.lock_entries(&estate);
     lock.policies = policies.lock_entries(&estate);
     lock.files = file_entries;
-    Ok(Compiled {
+    Compiled {
         sources,
         diagnostics: diags.into_sorted(),
         tree: Some(tree),
@@ -321,7 +243,7 @@ pub fn build(checked: Checked, out: &Path, options: &Options) -> Result<Compiled
         previous: owned,
         report: None,
         decided: Some((estate, decisions)),
-    })
+    }
 }
 
 /// Overlays whose `images:` Image Updater commits to.
@@ -351,10 +273,10 @@ fn verify(
 ) {
     use rayon::prelude::*;
     let nothing_gone = owned.is_some_and(|l| l.files.keys().all(|p| tree.contains(p)));
-    let verified = |path: &emit::TreePath| {
+    let verified = |path: &TreePath| {
         let p = path.as_str();
         let name = p.rsplit('/').next().unwrap_or(p);
-        let kustomization = emit::KUSTOMIZATION_NAMES.contains(&name);
+        let kustomization = KUSTOMIZATION_NAMES.contains(&name);
         // Printed YAML is valid YAML; a kustomization's list still needs checking.
         if tree.is_printed(path) && !kustomization {
             return true;
@@ -385,7 +307,7 @@ fn verify(
 fn verify_file(
     tree: &Tree,
     estate: &Estate,
-    path: &emit::TreePath,
+    path: &TreePath,
     bytes: &[u8],
     diags: &mut Diagnostics,
 ) {
@@ -424,7 +346,7 @@ fn verify_file(
             }
         }
         let name = p.rsplit('/').next().unwrap_or(p);
-        if let (true, Some(doc)) = (emit::KUSTOMIZATION_NAMES.contains(&name), docs.first()) {
+        if let (true, Some(doc)) = (KUSTOMIZATION_NAMES.contains(&name), docs.first()) {
             let dir = path.parent();
             for r in doc
                 .get("resources")
@@ -443,7 +365,7 @@ fn verify_file(
                     format!("{dir}/{r}")
                 };
                 let exists = tree.contains(&target)
-                    || emit::KUSTOMIZATION_NAMES
+                    || KUSTOMIZATION_NAMES
                         .iter()
                         .any(|k| tree.contains(&format!("{target}/{k}")));
                 if !exists {
@@ -454,155 +376,5 @@ fn verify_file(
                 }
             }
         }
-    }
-}
-
-/// Reads directory apps' files and chart values files, scanning them for
-/// literal secrets.
-fn read_app_files(estate: &Estate, sources: &mut Sources, diags: &mut Diagnostics) -> AppFiles {
-    let mut files = AppFiles::default();
-    for (ai, app) in estate.apps.iter().enumerate() {
-        let id = AppId(ai as u32);
-        match &app.manifests {
-            Manifests::Directory(dir) => {
-                let root = estate.root.join(&dir.value);
-                let mut list = Vec::new();
-                for path in check::walk(&root) {
-                    let Ok(rel) = path.strip_prefix(&root) else {
-                        continue;
-                    };
-                    let rel: Vec<String> = rel
-                        .components()
-                        .map(|c| c.as_os_str().to_string_lossy().into_owned())
-                        .collect();
-                    // Hidden files (editor droppings, `.git`) are not manifests.
-                    if rel.iter().any(|c| c.starts_with('.')) {
-                        continue;
-                    }
-                    let rel = rel.join("/");
-                    let bytes = match std::fs::read(&path) {
-                        Ok(b) => b,
-                        Err(e) => {
-                            diags.push(
-                                Diagnostic::error(
-                                    Code::InvalidManifest,
-                                    dir.loc,
-                                    format!("cannot read `{}`: {e}", path.display()),
-                                )
-                                .with_help("check the file's permissions"),
-                            );
-                            continue;
-                        }
-                    };
-                    let is_yaml = rel.ends_with(".yaml") || rel.ends_with(".yml");
-                    let file = if is_yaml {
-                        match std::str::from_utf8(&bytes) {
-                            Ok(text) => {
-                                let shown = display_path(&dir.value, &rel);
-                                let fid = sources.add(shown, path.clone(), text.to_string());
-                                scan(sources, fid, diags);
-                                Some(fid)
-                            }
-                            Err(_) => {
-                                diags.push(
-                                    Diagnostic::error(
-                                        Code::InvalidManifest,
-                                        dir.loc,
-                                        format!(
-                                            "`{rel}` in `{}` is not UTF-8",
-                                            dir.value.display()
-                                        ),
-                                    )
-                                    .with_help("save the manifest as UTF-8"),
-                                );
-                                None
-                            }
-                        }
-                    } else {
-                        None
-                    };
-                    list.push(ManifestFile { rel, bytes, file });
-                }
-                files.dirs.insert(id, list);
-            }
-            Manifests::Chart {
-                values_file: Some(f),
-                ..
-            } => {
-                let path = estate.root.join(&f.value);
-                match std::fs::read_to_string(&path) {
-                    Ok(text) => {
-                        let fid =
-                            sources.add(f.value.to_string_lossy().into_owned(), path, text.clone());
-                        scan(sources, fid, diags);
-                        // Checked once here, not once per stage that merges it.
-                        match serde_yaml::from_str::<serde_yaml::Value>(&text) {
-                            Ok(serde_yaml::Value::Mapping(_) | serde_yaml::Value::Null) => {
-                                files.values_files.insert(id, (fid, text));
-                            }
-                            Ok(_) | Err(_) => diags.push(
-                                Diagnostic::error(
-                                    Code::InvalidManifest,
-                                    crate::diagnostic::Loc {
-                                        file: fid,
-                                        offset: 0,
-                                        len: 0,
-                                    },
-                                    "a Helm values file must hold one YAML mapping",
-                                )
-                                .with_help("write the values as `key: value` lines"),
-                            ),
-                        }
-                    }
-                    Err(e) => diags.push(
-                        Diagnostic::error(
-                            Code::InvalidManifest,
-                            f.loc,
-                            format!("cannot read the values file: {e}"),
-                        )
-                        .with_help("check that it exists and is UTF-8"),
-                    ),
-                }
-            }
-            _ => {}
-        }
-    }
-    files
-}
-
-fn display_path(dir: &Path, rel: &str) -> String {
-    let mut p = PathBuf::from(dir);
-    p.push(rel);
-    p.to_string_lossy().trim_start_matches("./").to_string()
-}
-
-/// Literal secrets in a manifest would be committed to the GitOps repo.
-fn scan(sources: &Sources, file: crate::diagnostic::FileId, diags: &mut Diagnostics) {
-    use serde::Deserialize;
-    let text = &sources.get(file).text;
-    for doc in serde_yaml::Deserializer::from_str(text) {
-        let Ok(v) = serde_yaml::Value::deserialize(doc) else {
-            break;
-        };
-        let has = |k: &str| {
-            v.get(k)
-                .and_then(|d| d.as_mapping())
-                .is_some_and(|m| !m.is_empty())
-        };
-        if v.get("kind").and_then(|k| k.as_str()) == Some("Secret")
-            && (has("data") || has("stringData"))
-        {
-            let offset = text.find("kind: Secret").unwrap_or(0);
-            diags.push(
-                Diagnostic::error(Code::LiteralSecret, crate::diagnostic::Loc { file, offset, len: 12 }, "a Secret with data; keelson will not copy secrets into the GitOps repository")
-                    .with_help("create the Secret outside git (or use a SealedSecret/ExternalSecret) and refer to it by name"),
-            );
-        }
-    }
-    for (offset, len, what) in crate::lower::rules::secrets_in_yaml(text) {
-        diags.push(
-            Diagnostic::error(Code::LiteralSecret, crate::diagnostic::Loc { file, offset, len }, format!("this looks like {what}; keelson will not copy secrets into the GitOps repository"))
-                .with_help("keep the value in a Secret created outside git (or a SealedSecret/ExternalSecret) and refer to it by name"),
-        );
     }
 }

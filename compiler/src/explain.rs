@@ -16,10 +16,10 @@ pub fn explain_named(
     decisions: &Decisions,
     app: &str,
     stage: Option<&str>,
-) -> Result<String, crate::Error> {
+) -> Result<String, crate::error::Error> {
     let Some(ai) = estate.apps.iter().position(|a| a.name.value == app) else {
         let names: Vec<&str> = estate.apps.iter().map(|a| a.name.value.as_str()).collect();
-        return Err(crate::Error::refused(
+        return Err(crate::error::Error::refused(
             format!("the estate has no app `{app}`"),
             format!("the apps are: {}", names.join(", ")),
         ));
@@ -34,7 +34,7 @@ pub fn explain_named(
                     .iter()
                     .map(|s| s.name.value.as_str())
                     .collect();
-                return Err(crate::Error::refused(
+                return Err(crate::error::Error::refused(
                     format!("the estate has no stage `{s}`"),
                     format!("the stages are: {}", all.join(", ")),
                 ));
@@ -190,9 +190,7 @@ pub fn summary(estate: &Estate, app: AppId, image: usize, d: &Decision) -> Strin
                     .dropped
                     .iter()
                     .filter_map(|(_, why)| match why {
-                        crate::select::strategy::Dropped::Policy { policy, .. } => {
-                            Some(policy.as_str())
-                        }
+                        crate::strategy::Dropped::Policy { policy, .. } => Some(policy.as_str()),
                         _ => None,
                     })
                     .collect();

@@ -229,13 +229,13 @@ fn entry_text(entry: &KdlEntry) -> String {
 
 /// Replaces a file's contents atomically (a sibling temp file, then rename),
 /// so an interrupted `fmt` never leaves half a file.
-pub fn write_file(path: &std::path::Path, text: &str) -> Result<(), crate::Error> {
+pub fn write_file(path: &std::path::Path, text: &str) -> Result<(), crate::error::Error> {
     let dir = path.parent().unwrap_or(std::path::Path::new("."));
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     let tmp = dir.join(format!(".{name}.keelson-tmp"));
-    std::fs::write(&tmp, text).map_err(|e| crate::Error::io("writing", &tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| crate::Error::io("replacing", path, e))
+    std::fs::write(&tmp, text).map_err(|e| crate::error::Error::io("writing", &tmp, e))?;
+    std::fs::rename(&tmp, path).map_err(|e| crate::error::Error::io("replacing", path, e))
 }

@@ -302,7 +302,7 @@ pub fn registry_response(data: &[u8]) {
             }
         }
         _ => {
-            let _ = crate::lower::rules::digest(header);
+            let _ = crate::rules::digest(header);
         }
     }
 }

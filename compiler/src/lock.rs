@@ -10,8 +10,6 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-/// The file name, at the root of the output directory.
-pub const LOCK_FILE: &str = "keelson.lock";
 /// The lock format this keelson writes. Version 1 (no `since`, `history` or
 /// `policies`) is still read.
 pub const LOCK_VERSION: u32 = 2;
@@ -58,7 +56,7 @@ pub struct LockedImage {
     pub since: Option<String>,
     /// What the stage ran before, newest first (at most 10).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub history: Vec<crate::policy::abi::Past>,
+    pub history: Vec<Past>,
 }
 
 /// A policy module as it was first used.
@@ -153,6 +151,16 @@ pub fn hash_without_images(text: &str) -> Option<String> {
     map.remove("images");
     let canonical = serde_yaml::to_string(&value).ok()?;
     Some(hash(canonical.as_bytes()))
+}
+
+/// What a stage ran before: a lock entry's history, and what promotion
+/// gates see of it (policy ABI `history`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Past {
+    pub tag: Option<String>,
+    pub digest: Option<String>,
+    pub since: String,
+    pub until: String,
 }
 
 #[cfg(test)]

@@ -514,7 +514,7 @@ fn run(cli: Cli) -> Result<ExitCode, Error> {
                     let credentials = credentials
                         .as_deref()
                         .map(|c| {
-                            keelson::lower::rules::credential_ref(c).map_err(|why| {
+                            keelson::rules::credential_ref(c).map_err(|why| {
                                 Error::refused(
                                     format!("`{c}` is not a credential reference: {why}"),
                                     "write `env:VAR`, with VAR holding `user:password`",
@@ -727,8 +727,7 @@ fn run_explain(
     let empty =
         std::env::temp_dir().join(format!("keelson-explain-{}-no-tree", std::process::id()));
     let out = out.unwrap_or(&empty);
-    let checked = check::check_dir_cached(dir, &options.parse_cache())?;
-    let compiled = keelson::compile::build(checked, out, options)?;
+    let compiled = keelson::compile::build(keelson::gather::gather(dir, out, &options.gather())?);
     let rendered = diagnostic::render(
         &compiled.diagnostics,
         &compiled.sources,

@@ -518,6 +518,16 @@ pub struct Image {
     pub loc: Loc,
 }
 
+impl Image {
+    /// The kustomize `images[].name` this image is known by in the manifests.
+    pub fn kustomize_name(&self) -> &str {
+        match &self.target {
+            ImageTarget::Kustomize { name: Some(n) } => n,
+            _ => &self.repository.value.0,
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub enum Manifests {
     /// A directory of plain YAML (wrapped in a kustomization when emitted).

@@ -11,8 +11,8 @@ use crate::discover::client::{Client, RegistryError};
 use crate::discover::live::{self, Platform, Query};
 use crate::discover::{self, RegistryOptions, cache::Cache, credentials};
 use crate::model::{AllowProblem, AllowTags, Strategy};
-use crate::select::strategy::{self, Rules, Selection, TagInfo};
 use crate::semver::Constraint;
+use crate::strategy::{self, Rules, Selection, TagInfo};
 
 /// The rules as given on the command line, checked.
 pub struct Request {
@@ -98,7 +98,7 @@ pub fn check(req: &Request) -> Result<Checked, String> {
         allow
     });
     for p in &req.ignore {
-        if let Err(why) = crate::lower::rules::go_glob(p) {
+        if let Err(why) = crate::rules::go_glob(p) {
             warnings.push(format!(
                 "`--ignore {p}` is not a valid glob ({why}); Image Updater ignores no tag with it"
             ));
@@ -153,7 +153,7 @@ pub fn read_file(path: &Path) -> Result<Vec<TagInfo>, String> {
                 })?),
             };
             if let Some(d) = &t.digest {
-                crate::lower::rules::digest(d).map_err(|_| {
+                crate::rules::digest(d).map_err(|_| {
                     format!(
                         "tag `{}`: `digest` is not `sha256:` and 64 hex digits: `{d}`",
                         t.name

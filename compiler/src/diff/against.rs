@@ -8,8 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use crate::error::Error;
-use crate::lock::LOCK_FILE;
-use crate::write::JOURNAL_DIR;
+use crate::tree::{JOURNAL_DIR, LOCK_FILE};
 
 /// Where the old tree is.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -27,13 +27,14 @@ use serde::Serialize;
 pub use against::{Against, OldTree};
 pub use resource::ResourceId;
 
-use crate::check;
 use crate::compile::{self, Compiled};
-use crate::emit::Tree;
 use crate::error::Error;
-use crate::lock::{LOCK_FILE, Lock, LockedImage};
+use crate::gather;
+use crate::lock::{Lock, LockedImage};
 use crate::model::{AppId, Estate, StageId};
 use crate::select::Decisions;
+use crate::tree::LOCK_FILE;
+use crate::tree::Tree;
 use crate::write::{self, Conflict};
 
 /// Version of the JSON document `--format json` prints.
@@ -220,12 +221,7 @@ pub fn diff_dir(
     options: &compile::Options,
 ) -> Result<Outcome, Error> {
     let old = OldTree::open(against)?;
-    let checked = check::check_dir_cached(dir, &options.parse_cache())?;
-    let options = compile::Options {
-        dry_run: true,
-        ..options.clone()
-    };
-    let compiled = compile::build(checked, &old.root, &options)?;
+    let compiled = compile::build(gather::gather(dir, &old.root, &options.gather())?);
     let diff = match (&compiled.tree, &compiled.lock, &compiled.decided) {
         (Some(tree), Some(lock), Some((estate, decisions))) if !compiled.has_errors() => {
             Some(compare(&Inputs {
@@ -540,7 +536,7 @@ fn waiting(estate: &Estate, decisions: &Decisions) -> Vec<Waiting> {
 /// alike. `None` for a path that leaves the repository.
 fn source_dir(raw: &str) -> Option<String> {
     let trimmed = raw.trim_start_matches('/');
-    match crate::emit::TreePath::new(trimmed) {
+    match crate::tree::TreePath::new(trimmed) {
         Some(p) => Some(p.as_str().to_string()),
         None if trimmed.split('/').all(|c| c.is_empty() || c == ".") => Some(String::new()),
         None => None,

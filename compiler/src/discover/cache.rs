@@ -54,18 +54,6 @@ impl Cache {
         }
     }
 
-    /// The default directory, from the environment.
-    pub fn default_dir() -> Option<PathBuf> {
-        let env = |k: &str| {
-            std::env::var_os(k)
-                .filter(|v| !v.is_empty())
-                .map(PathBuf::from)
-        };
-        env("KEELSON_CACHE_DIR")
-            .or_else(|| env("XDG_CACHE_HOME").map(|d| d.join("keelson")))
-            .or_else(|| env("HOME").map(|h| h.join(".cache").join("keelson")))
-    }
-
     fn path(&self, digest: &str) -> Option<PathBuf> {
         let hex = digest.strip_prefix("sha256:")?;
         let valid = hex.len() == 64

@@ -377,7 +377,7 @@ impl Client {
             &doing,
         )?;
         match answer.header("docker-content-digest") {
-            Some(d) if crate::lower::rules::digest(d).is_ok() => Ok(d.to_string()),
+            Some(d) if crate::rules::digest(d).is_ok() => Ok(d.to_string()),
             _ => Ok(self.manifest(repo, tag)?.digest),
         }
     }

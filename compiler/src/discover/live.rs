@@ -16,7 +16,7 @@ use super::client::{
     MEDIA_OCI_MANIFEST, RegistryError, RepoRef,
 };
 use crate::model::Strategy;
-use crate::select::strategy::{self, Rules, TagInfo};
+use crate::strategy::{self, Rules, TagInfo};
 
 /// `os/arch[/variant]`, as Image Updater keys platforms.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]

@@ -21,9 +21,10 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::diagnostic::{Code, Diagnostic, Diagnostics, Loc, Sources};
-use crate::lock::{LOCK_FILE, Lock};
+use crate::lock::Lock;
 use crate::model::{AppId, Estate, Image, ImageRepo, Manifests, Registry, RegistryId, StageId};
-use crate::select::strategy::TagInfo;
+use crate::strategy::TagInfo;
+use crate::tree::LOCK_FILE;
 
 /// Tags per repository (`registry/path`), and the snapshot each came from;
 /// and per image, what its registry answered.
@@ -96,7 +97,7 @@ impl Default for RegistryOptions {
     fn default() -> Self {
         RegistryOptions {
             client: client::ClientOptions::default(),
-            cache_dir: cache::Cache::default_dir(),
+            cache_dir: crate::environment::cache_dir(),
             jobs: 8,
             progress: false,
         }
@@ -166,7 +167,7 @@ pub fn read_registries(
     diags: &mut Diagnostics,
 ) {
     use crate::model::StageSource;
-    let empty_constraint_checks = crate::select::empty_constraint_checks(estate);
+    let empty_constraint_checks = crate::strategy::empty_constraint_checks(estate);
     let mut needed: Vec<(AppId, usize)> = Vec::new();
     for (ai, app) in estate.apps.iter().enumerate() {
         for (ii, image) in app.images.iter().enumerate() {
@@ -209,7 +210,7 @@ pub fn read_registries(
                 .collect();
             live::Query {
                 repo: repo_ref(estate, image),
-                rules: crate::select::strategy::Rules::of(image, ignore, empty_constraint_checks),
+                rules: crate::strategy::Rules::of(image, ignore, empty_constraint_checks),
                 platforms: if platforms.is_empty() {
                     live::Platform::default_wanted()
                 } else {
@@ -357,7 +358,7 @@ pub fn read_snapshots(estate: &Estate, sources: &mut Sources, diags: &mut Diagno
                     }
                 };
                 if let Some(d) = &t.digest {
-                    if crate::lower::rules::digest(d).is_err() {
+                    if crate::rules::digest(d).is_err() {
                         diags.push(
                             Diagnostic::error(Code::InvalidSnapshot, find_loc(text, &format!("\"{d}\""), file), format!("tag `{}` of `{repo}` has a digest that is not `sha256:` and 64 hex digits", t.name))
                                 .with_help("copy the digest from the registry, or write `null`"),
@@ -440,13 +441,13 @@ pub struct WrittenBack {
 
 /// Reads the lock and the written-back images in `out`. A lock that does not
 /// parse is an error: without it keelson cannot tell its files from others.
-pub fn observe(estate: &Estate, out: &Path) -> Result<Observed, crate::Error> {
+pub fn observe(estate: &Estate, out: &Path) -> Result<Observed, crate::error::Error> {
     let mut observed = Observed::default();
     let lock_path = out.join(LOCK_FILE);
     match std::fs::read_to_string(&lock_path) {
         Ok(text) => {
             let lock = Lock::parse(&text).map_err(|why| {
-                crate::Error::refused(
+                crate::error::Error::refused(
                     format!("`{}` is not a keelson lock: {why}", lock_path.display()),
                     "restore it from version control; keelson needs it to know which files it owns",
                 )
@@ -454,7 +455,7 @@ pub fn observe(estate: &Estate, out: &Path) -> Result<Observed, crate::Error> {
             observed.lock = Some(lock);
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(crate::Error::io("reading the lock", &lock_path, e)),
+        Err(e) => return Err(crate::error::Error::io("reading the lock", &lock_path, e)),
     }
     // Read in parallel (a large estate has thousands), kept in order.
     let overlays: Vec<_> = {
@@ -473,7 +474,7 @@ pub fn observe(estate: &Estate, out: &Path) -> Result<Observed, crate::Error> {
         let app = estate.app(c.app);
         let kustomization = c.kustomization;
         for (ii, image) in app.images.iter().enumerate() {
-            let name = crate::emit::kustomize_image_name(image);
+            let name = image.kustomize_name();
             // Argo CD applies `.argocd-source-<app>.yaml` over the
             // kustomization, so it wins when both name the image.
             let found = from_source
@@ -531,7 +532,7 @@ pub fn committed_overlays(estate: &Estate) -> Vec<CommittedOverlay> {
             let overlay = layout.overlay.render(&vars);
             let raw = format!("{overlay}/kustomization.yaml");
             let kustomization =
-                crate::emit::TreePath::new(&raw).map_or(raw, |p| p.as_str().to_string());
+                crate::tree::TreePath::new(&raw).map_or(raw, |p| p.as_str().to_string());
             out.push(CommittedOverlay {
                 app: AppId(ai as u32),
                 stage: d.stage.value,

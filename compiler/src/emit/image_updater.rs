@@ -18,7 +18,7 @@ use std::collections::BTreeMap;
 use serde_yaml::Value;
 
 use super::argocd::{SYNC_WAVE, WAVE_IMAGE_UPDATERS, is_live, keelson_dir};
-use super::{Dep, Emitter, Inputs, kustomize_image_name, map, s, seq};
+use super::{Dep, Emitter, Inputs, map, s, seq};
 use crate::model::{
     AllowTags, AppId, Estate, GitProvider, ImageTarget, SiteId, Strategy, WriteBack,
 };
@@ -114,7 +114,7 @@ fn resource(estate: &Estate, deps: &[&Dep<'_>]) -> Value {
                 let target = match &image.target {
                     ImageTarget::Kustomize { .. } => map(vec![(
                         "kustomize",
-                        map(vec![("name", s(kustomize_image_name(image)))]),
+                        map(vec![("name", s(image.kustomize_name()))]),
                     )]),
                     ImageTarget::Helm { name, tag, spec } => {
                         let mut h = vec![("name", s(name.clone())), ("tag", s(tag.clone()))];

@@ -11,12 +11,10 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_yaml::Value;
 
-use super::tree::relative;
-use super::{
-    Dep, Emitter, Inputs, KUSTOMIZATION_NAMES, kustomize_image_name, map, s, seq, templates,
-};
+use super::{Dep, Emitter, Inputs, KUSTOMIZATION_NAMES, map, s, seq, templates};
 use crate::diagnostic::{Code, Diagnostic};
 use crate::model::{AppId, Manifests};
+use crate::tree::relative;
 
 pub(super) fn emit(input: &Inputs<'_>, deps: &[Dep<'_>], out: &mut Emitter<'_>) {
     // Workloads per app (for `replicas`), from the base each app gets.
@@ -163,8 +161,8 @@ fn overlay(
                 .decisions
                 .images
                 .get(&(dep.app_id, dep.stage_id(), ii))?;
-            let mut entry = vec![("name", s(kustomize_image_name(image)))];
-            if kustomize_image_name(image) != image.repository.value.0 {
+            let mut entry = vec![("name", s(image.kustomize_name()))];
+            if image.kustomize_name() != image.repository.value.0 {
                 entry.push(("newName", s(image.repository.value.0.clone())));
             }
             if let Some(tag) = &decided.tag {

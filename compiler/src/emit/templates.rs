@@ -193,7 +193,7 @@ pub(super) fn render(
     };
     let mut ctx = tera::Context::new();
     ctx.insert("app", &app.name.value);
-    ctx.insert("image", super::kustomize_image_name(image));
+    ctx.insert("image", image.kustomize_name());
     ctx.insert("params", &merged);
     let mut out = Vec::new();
     for (file, _) in t.files {

@@ -39,7 +39,7 @@ impl ParseCache {
     /// The cache in keelson's default cache directory (`$KEELSON_CACHE_DIR`,
     /// else `$XDG_CACHE_HOME/keelson`, else `~/.cache/keelson`).
     pub fn from_env() -> ParseCache {
-        ParseCache::new(crate::discover::cache::Cache::default_dir().as_deref())
+        ParseCache::new(crate::environment::cache_dir().as_deref())
     }
 
     /// Entries under `<cache_dir>/kdl`, or no cache.

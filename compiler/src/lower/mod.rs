@@ -11,7 +11,7 @@
 //! filesystem (do the manifest directories exist?) live in [`crate::check`].
 
 mod read;
-pub mod rules;
+use crate::rules;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Component, Path, PathBuf};

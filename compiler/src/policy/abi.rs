@@ -32,14 +32,7 @@ pub struct Running {
     pub since: String,
 }
 
-/// What a stage ran before.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Past {
-    pub tag: Option<String>,
-    pub digest: Option<String>,
-    pub since: String,
-    pub until: String,
-}
+pub use crate::lock::Past;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Candidate<'a> {

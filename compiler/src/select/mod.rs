@@ -13,7 +13,7 @@
 //! Stages are visited upstream first, so a promotion sees its source's answer.
 //! Pure: tag data and the previous tree come from `discover`.
 
-pub mod strategy;
+mod waiting;
 
 use std::collections::BTreeMap;
 
@@ -26,8 +26,8 @@ use crate::lock::LockedImage;
 use crate::model::{AppId, Estate, PolicyId, Spanned, StageId, StageSource};
 use crate::policy::Policies;
 use crate::policy::abi::{self, Failure, Past, Running};
-use crate::semver::Version;
-use strategy::{Dropped, Rules, Selection, TagInfo};
+use crate::strategy::{self, Dropped, Rules, Selection, TagInfo};
+pub use waiting::hold_waiting;
 
 /// Where an image decision came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -123,17 +123,6 @@ pub struct Inputs<'a> {
     pub policies: &'a Policies,
 }
 
-/// Whether the targeted Image Updater (v1.3.0+) treats a missing semver
-/// constraint as `*`, which excludes pre-releases.
-pub fn empty_constraint_checks(estate: &Estate) -> bool {
-    estate
-        .image_updater
-        .version
-        .value
-        .compare(&Version::parse("1.3.0").expect("static"))
-        != std::cmp::Ordering::Less
-}
-
 pub fn decide(input: &Inputs<'_>, diags: &mut Diagnostics) -> Decisions {
     // Apps are independent (promotion stays within an app), so they are
     // decided in parallel and merged in app order: the same output for any
@@ -170,7 +159,7 @@ fn decide_app(input: &Inputs<'_>, app_id: AppId) -> AppDecisions {
     let estate = input.estate;
     let app = estate.app(app_id);
     let now = abi::time(input.now);
-    let empty_constraint_checks = empty_constraint_checks(estate);
+    let empty_constraint_checks = strategy::empty_constraint_checks(estate);
     let mut out = AppDecisions::default();
     let lock = input.observed.lock.as_ref();
     for &stage_id in &input.graph.stage_order {

@@ -21,15 +21,14 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::emit::Tree;
 use crate::error::Error;
-use crate::lock::{LOCK_FILE, Lock, LockedFile, hash, hash_without_images};
+use crate::lock::{Lock, LockedFile, hash, hash_without_images};
+use crate::tree::Tree;
+use crate::tree::{JOURNAL_DIR, LOCK_FILE};
 
 pub(crate) mod index;
 pub use index::{Index, Seen, Stat};
 
-/// keelson's working directory inside the output; removed after every write.
-pub const JOURNAL_DIR: &str = ".keelson-journal";
 const JOURNAL_FILE: &str = "journal.json";
 const STAGED_DIR: &str = "staged";
 
@@ -296,7 +295,7 @@ pub fn write(
         puts: Vec::new(),
         removes: Vec::new(),
     };
-    let mut laps = crate::compile::Laps::start();
+    let mut laps = crate::timing::Laps::start();
     // Staged files are made durable all at once, before the commit point.
     let mut staged_paths: Vec<PathBuf> = Vec::new();
     // Files under a directory the output does not have yet are staged as
@@ -471,7 +470,7 @@ pub fn write(
     sync_dir(&dir);
 
     laps.lap("commit");
-    let crash_at = test_crash_point();
+    let crash_at = crate::environment::test_crash_point();
     let mut ops = 0usize;
     apply(out, &dir, &journal, &mut |_| {
         ops += 1;
@@ -484,12 +483,6 @@ pub fn write(
     fs::remove_dir_all(&dir).map_err(|e| Error::io("removing the journal", &dir, e))?;
     laps.lap("cleanup");
     Ok(report)
-}
-
-/// `KEELSON_TEST_CRASH_AFTER=N` aborts the process after the N-th step of
-/// applying a journal. Only the test suite sets it.
-fn test_crash_point() -> Option<usize> {
-    std::env::var("KEELSON_TEST_CRASH_AFTER").ok()?.parse().ok()
 }
 
 /// Applies a committed journal. Idempotent: a step already done is skipped,
@@ -603,7 +596,7 @@ fn sync_dir(dir: &Path) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::emit::TreePath;
+    use crate::tree::TreePath;
 
     #[test]
     fn a_file_where_a_directory_goes_is_refused_and_the_journal_removed() {

@@ -3,6 +3,17 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+/// The file names kustomize looks for in a directory.
+pub const KUSTOMIZATION_NAMES: &[&str] =
+    &["kustomization.yaml", "kustomization.yml", "Kustomization"];
+
+/// The lock's file name at the tree's root.
+pub const LOCK_FILE: &str = "keelson.lock";
+
+/// Where `write` stages a compile before committing it; no generated file
+/// may live under it.
+pub const JOURNAL_DIR: &str = ".keelson-journal";
+
 /// A path in the tree: relative, `/`-separated, no `.` or `..` parts.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct TreePath(String);

@@ -1,5 +1,6 @@
-//! Stage 5: pick the tag an image runs, from candidate tags, the way Argo CD
-//! Image Updater v1 would (`GetNewestVersionFromTags` after `GetTags`):
+//! Image Updater's tag selection, as keelson must reproduce it: pick the
+//! tag an image runs from candidate tags, the way Argo CD Image Updater v1
+//! would (`GetNewestVersionFromTags` after `GetTags`):
 //! filter (allow, ignore, tracked tag), then sort by the strategy and take the
 //! last. Every dropped tag keeps its reason, for `explain` and `tags select`.
 //!
@@ -362,6 +363,17 @@ pub fn is_newer(
             }
         }
     }
+}
+
+/// Whether the targeted Image Updater (v1.3.0+) treats a missing semver
+/// constraint as `*`, which excludes pre-releases.
+pub fn empty_constraint_checks(estate: &crate::model::Estate) -> bool {
+    estate
+        .image_updater
+        .version
+        .value
+        .compare(&Version::parse("1.3.0").expect("static"))
+        != Ordering::Less
 }
 
 #[cfg(test)]

@@ -1,0 +1,36 @@
+//! What keelson reads from its process environment, in one place. The
+//! pipeline's stages read none of it: the CLI and `gather` pass what they
+//! found here down as plain values.
+
+use std::path::PathBuf;
+
+fn var(k: &str) -> Option<PathBuf> {
+    std::env::var_os(k)
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+}
+
+/// keelson's cache directory: `$KEELSON_CACHE_DIR`, else
+/// `$XDG_CACHE_HOME/keelson`, else `~/.cache/keelson`; `None` when none of
+/// them is set.
+pub fn cache_dir() -> Option<PathBuf> {
+    var("KEELSON_CACHE_DIR")
+        .or_else(|| var("XDG_CACHE_HOME").map(|d| d.join("keelson")))
+        .or_else(|| var("HOME").map(|h| h.join(".cache").join("keelson")))
+}
+
+/// Whether `KEELSON_TIMINGS=1` asks for stage timings.
+pub fn timings() -> bool {
+    std::env::var_os("KEELSON_TIMINGS").is_some_and(|v| v == "1")
+}
+
+/// Whether `NO_COLOR` is set to anything but the empty string.
+pub fn no_color() -> bool {
+    std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty())
+}
+
+/// `KEELSON_TEST_CRASH_AFTER=N` aborts the process after the N-th step of
+/// applying a journal. Only the test suite sets it.
+pub(crate) fn test_crash_point() -> Option<usize> {
+    std::env::var("KEELSON_TEST_CRASH_AFTER").ok()?.parse().ok()
+}
