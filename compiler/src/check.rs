@@ -41,8 +41,10 @@ pub fn check_dir(dir: &Path) -> Result<Checked, Error> {
     check_dir_cached(dir, &load::ParseCache::none())
 }
 
-/// Checks the estate in a directory, with unchanged files' parses from
-/// `cache`.
+/// The front half of the pipeline for the estate in `dir`: load → lower →
+/// graph, then the checks that need the filesystem (referenced directories
+/// and files exist). Every problem is a diagnostic in `Checked`, sorted by
+/// position; `Err` only when the estate cannot be read at all.
 pub fn check_dir_cached(dir: &Path, cache: &load::ParseCache) -> Result<Checked, Error> {
     let mut diags = Diagnostics::default();
     let loaded = load::load_dir_cached(dir, cache, &mut diags)?;

@@ -4,6 +4,7 @@
 //! [`load`] → [`lower`] → [`graph`] → … ; [`check`] runs the front half.
 
 pub mod check;
+pub mod cli;
 pub mod compile;
 pub mod diagnostic;
 pub mod diff;

@@ -1,19 +1,15 @@
-//! The `keelson` command. Thin: parse arguments, call the library, print.
-//! Data goes to stdout; diagnostics and progress to stderr.
-//!
-//! Exit codes: 0 success; 1 the estate has errors (or `fmt --check` found
-//! files to format); 2 a usage or I/O error. `diff` differs, as `git diff
-//! --exit-code` and `kubectl diff` do: 1 means changes (with `--exit-code`),
-//! and every failure, estate errors included, is 2.
+//! The `keelson` command: parses flags and calls one function of
+//! [`keelson::cli`] per command; all output goes through its `Output`.
+//! Exit codes are documented there.
 
-use std::io::{IsTerminal, Write};
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use keelson::diagnostic::{self, Format};
-use keelson::load::ParseCache;
-use keelson::{Error, check, fmt, graph, init};
+use keelson::Error;
+use keelson::cli::{self, ColorChoice, Output};
+use keelson::diagnostic::Format;
 
 #[derive(Parser)]
 #[command(
@@ -21,7 +17,7 @@ use keelson::{Error, check, fmt, graph, init};
     version,
     about = "Compile an Argo CD estate described in KDL into a GitOps repository"
 )]
-struct Cli {
+struct Args {
     #[command(subcommand)]
     command: Command,
 }
@@ -85,8 +81,8 @@ enum Command {
         #[arg(long)]
         patch: bool,
         /// Colour the text: `auto` colours a terminal unless NO_COLOR is set.
-        #[arg(long, value_enum, default_value_t = ColorChoice::Auto)]
-        color: ColorChoice,
+        #[arg(long, value_enum, default_value_t = ColorArg::Auto)]
+        color: ColorArg,
         /// Ask no registry: pin what keelson.lock and the snapshots say.
         #[arg(long)]
         offline: bool,
@@ -152,7 +148,7 @@ enum TagsCommand {
     /// Select a tag the way Argo CD Image Updater would, from a file or a live registry.
     Select {
         /// The update strategy (`latest` and `name` are Image Updater's old names).
-        #[arg(long, value_parser = parse_strategy, default_value = "semver")]
+        #[arg(long, value_parser = cli::parse_strategy, default_value = "semver")]
         strategy: keelson::model::Strategy,
         /// For `semver`, the version constraint (default `*`); for `digest`, the tag to track.
         #[arg(long)]
@@ -276,25 +272,13 @@ impl RegistryArgs {
             cache_dir: if self.no_cache {
                 None
             } else {
-                self.cache_dir.clone().or(defaults.cache_dir)
+                self.cache_dir
+                    .clone()
+                    .or_else(keelson::environment::cache_dir)
             },
             jobs: self.jobs.max(1),
             progress: std::io::stderr().is_terminal(),
         }
-    }
-}
-
-fn parse_strategy(s: &str) -> Result<keelson::model::Strategy, String> {
-    use keelson::model::Strategy;
-    // Image Updater lower-cases the name first.
-    match s.to_ascii_lowercase().as_str() {
-        "semver" => Ok(Strategy::Semver),
-        "newest-build" | "latest" => Ok(Strategy::NewestBuild),
-        "alphabetical" | "name" => Ok(Strategy::Alphabetical),
-        "digest" => Ok(Strategy::Digest),
-        other => Err(format!(
-            "`{other}` is not a strategy; use semver, newest-build, alphabetical or digest"
-        )),
     }
 }
 
@@ -312,10 +296,20 @@ enum DiffFormat {
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum ColorChoice {
+enum ColorArg {
     Auto,
     Always,
     Never,
+}
+
+impl From<ColorArg> for ColorChoice {
+    fn from(c: ColorArg) -> ColorChoice {
+        match c {
+            ColorArg::Auto => ColorChoice::Auto,
+            ColorArg::Always => ColorChoice::Always,
+            ColorArg::Never => ColorChoice::Never,
+        }
+    }
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -325,85 +319,44 @@ enum GraphFormat {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    match run(cli) {
+    let args = Args::parse();
+    keelson::timing::enable(keelson::environment::timings());
+    // Only `diff` has `--color` so far; every other command colours by the
+    // terminal and NO_COLOR.
+    let colour = match &args.command {
+        Command::Diff { color, .. } => ColorChoice::from(*color),
+        _ => ColorChoice::Auto,
+    };
+    let mut out = Output::new(colour);
+    let code = match run(&mut out, args.command) {
         Ok(code) => code,
         Err(e) => {
-            print_error(&e);
+            out.error(&e);
             ExitCode::from(2)
         }
-    }
+    };
+    out.finish(code)
 }
 
-fn color() -> bool {
-    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
-}
-
-fn print_error(e: &Error) {
-    let mut err = std::io::stderr().lock();
-    let _ = writeln!(err, "error: {e}");
-    if let Some(help) = e.help() {
-        let _ = writeln!(err, "  help: {help}");
-    }
-}
-
-fn run(cli: Cli) -> Result<ExitCode, Error> {
-    match cli.command {
+/// Calls the one library function each command is.
+fn run(out: &mut Output, command: Command) -> Result<ExitCode, Error> {
+    match command {
         Command::Check {
             dir,
             format,
             deny_warnings,
-        } => {
-            let checked = check::check_dir_cached(&dir, &ParseCache::from_env())?;
-            let rendered = diagnostic::render(
-                &checked.diagnostics,
-                &checked.loaded.sources,
-                format,
-                color(),
-            );
-            match format {
-                Format::Json => print!("{rendered}"),
-                _ => eprint!("{rendered}"),
-            }
-            let errors = checked.error_count();
-            let warnings = checked.diagnostics.len() - errors;
-            let failed = errors > 0 || (deny_warnings && warnings > 0);
-            if format != Format::Json {
-                let files = checked.loaded.sources.len();
-                let s = |n: usize| if n == 1 { "" } else { "s" };
-                if failed {
-                    eprintln!(
-                        "error: the estate has {errors} error{} and {warnings} warning{}",
-                        s(errors),
-                        s(warnings)
-                    );
-                } else {
-                    eprintln!(
-                        "checked {files} file{}: {warnings} warning{}",
-                        s(files),
-                        s(warnings)
-                    );
-                }
-            }
-            Ok(if failed {
-                ExitCode::from(1)
-            } else {
-                ExitCode::SUCCESS
-            })
-        }
+        } => cli::check(out, &dir, format, deny_warnings),
         Command::Compile {
             dir,
-            out,
+            out: tree,
             offline,
             force,
             dry_run,
             format,
             registry,
             policy,
-        } => run_compile(
-            &dir,
-            &out,
-            &keelson::compile::Options {
+        } => {
+            let options = keelson::compile::Options {
                 offline,
                 force,
                 dry_run,
@@ -411,9 +364,9 @@ fn run(cli: Cli) -> Result<ExitCode, Error> {
                 now: policy.now,
                 policy_limits: policy.limits(),
                 decide_from: None,
-            },
-            format,
-        ),
+            };
+            cli::compile(out, &dir, &tree, &options, format)
+        }
         Command::Diff {
             dir,
             against,
@@ -421,7 +374,7 @@ fn run(cli: Cli) -> Result<ExitCode, Error> {
             format,
             exit_code,
             patch,
-            color,
+            color: _,
             offline,
             decide_from,
             registry,
@@ -432,54 +385,54 @@ fn run(cli: Cli) -> Result<ExitCode, Error> {
                 (None, Some(spec)) => keelson::diff::Against::git(PathBuf::from("."), &spec),
                 (None, None) => unreachable!("clap requires --against or --against-git"),
             };
-            let color = match color {
-                ColorChoice::Always => true,
-                ColorChoice::Never => false,
-                ColorChoice::Auto => {
-                    std::io::stdout().is_terminal()
-                        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
-                }
+            let options = keelson::compile::Options {
+                offline,
+                registry: registry.options(),
+                now: policy.now,
+                policy_limits: policy.limits(),
+                decide_from,
+                ..Default::default()
             };
-            run_diff(
-                &dir,
-                &against,
-                &keelson::compile::Options {
-                    offline,
-                    registry: registry.options(),
-                    now: policy.now,
-                    policy_limits: policy.limits(),
-                    decide_from,
-                    ..Default::default()
-                },
+            let format = match format {
+                DiffFormat::Text => cli::DiffFormat::Text,
+                DiffFormat::Markdown => cli::DiffFormat::Markdown,
+                DiffFormat::Json => cli::DiffFormat::Json,
+            };
+            let view = cli::DiffView {
                 format,
                 exit_code,
                 patch,
-                color,
-            )
+            };
+            cli::diff(out, &dir, &against, &options, view)
         }
         Command::Explain {
             dir,
             app,
             stage,
-            out,
+            out: tree,
             offline,
             registry,
             policy,
-        } => run_explain(
-            &dir,
-            &app,
-            stage.as_deref(),
-            out.as_deref(),
-            &keelson::compile::Options {
+        } => {
+            let options = keelson::compile::Options {
                 offline,
                 dry_run: true,
                 registry: registry.options(),
                 now: policy.now,
                 policy_limits: policy.limits(),
                 ..Default::default()
-            },
-        ),
-        Command::Policy { command } => run_policy(command),
+            };
+            cli::explain(out, &dir, &app, stage.as_deref(), tree.as_deref(), &options)
+        }
+        Command::Policy { command } => match command {
+            PolicyCommand::Hash { module } => cli::policy_hash(out, &module),
+            PolicyCommand::New { name, dir } => cli::policy_new(out, &name, &dir),
+            PolicyCommand::Test {
+                module,
+                input,
+                policy,
+            } => cli::policy_test(out, &module, &input, policy.limits()),
+        },
         Command::Tags {
             command:
                 TagsCommand::Select {
@@ -496,305 +449,33 @@ fn run(cli: Cli) -> Result<ExitCode, Error> {
                     registry,
                 },
         } => {
-            let checked = keelson::tags::check(&keelson::tags::Request {
+            let request = keelson::tags::Request {
                 strategy,
                 constraint,
                 allow,
                 ignore,
                 platforms,
-            })
-            .map_err(|e| Error::refused(e, "see `keelson tags select --help`"))?;
-            for w in &checked.warnings {
-                eprintln!("warning: {w}");
-            }
-            let tags = match (&from_file, &image) {
-                (Some(file), _) => keelson::tags::read_file(file)
-                    .map_err(|e| Error::refused(e, "fix the file and run again"))?,
-                (None, Some(image)) => {
-                    let credentials = credentials
-                        .as_deref()
-                        .map(|c| {
-                            keelson::rules::credential_ref(c).map_err(|why| {
-                                Error::refused(
-                                    format!("`{c}` is not a credential reference: {why}"),
-                                    "write `env:VAR`, with VAR holding `user:password`",
-                                )
-                            })
-                        })
-                        .transpose()?;
-                    let (tags, requests) = keelson::tags::read_registry(
-                        image,
-                        api_url.as_deref(),
-                        credentials.as_ref(),
-                        &checked,
-                        &registry.options(),
-                    )
-                    .map_err(|e| Error::refused(e.to_string(), e.help()))?;
-                    eprintln!("read {} tags of {image} in {requests} requests", tags.len());
-                    tags
-                }
+            };
+            let from = match (from_file, image) {
+                (Some(file), _) => cli::TagsFrom::File(file),
+                (None, Some(image)) => cli::TagsFrom::Registry {
+                    image,
+                    api_url,
+                    credentials,
+                    options: registry.options(),
+                },
                 (None, None) => unreachable!("clap requires --from-file or --image"),
             };
-            let selection = keelson::tags::select(&checked, &tags);
-            let out = match format {
-                OutputFormat::Json => keelson::tags::to_json(&checked, &selection),
-                OutputFormat::Text => keelson::tags::to_text(&checked, &selection),
-            };
-            print!("{out}");
-            Ok(ExitCode::SUCCESS)
+            cli::tags_select(out, &request, &from, format == OutputFormat::Json)
         }
-        Command::Fmt { dir, check } => run_fmt(&dir, check),
-        Command::Init { dir } => {
-            let path = init::init(&dir)?;
-            eprintln!(
-                "wrote {}; check it with `keelson check {}`",
-                path.display(),
-                dir.display()
-            );
-            Ok(ExitCode::SUCCESS)
-        }
+        Command::Fmt { dir, check } => cli::fmt(out, &dir, check),
+        Command::Init { dir } => cli::init(out, &dir),
         Command::Graph { dir, format } => {
-            let checked = check::check_dir_cached(&dir, &ParseCache::from_env())?;
-            if checked.has_errors() {
-                let rendered = diagnostic::render(
-                    &checked.diagnostics,
-                    &checked.loaded.sources,
-                    Format::Human,
-                    color(),
-                );
-                eprint!("{rendered}");
-                print_error(&Error::InvalidEstate {
-                    errors: checked.error_count(),
-                });
-                return Ok(ExitCode::from(1));
-            }
-            let (Some(estate), Some(g)) = (&checked.estate, &checked.graph) else {
-                return Err(Error::InvalidEstate {
-                    errors: checked.error_count(),
-                });
+            let format = match format {
+                GraphFormat::Dot => cli::GraphFormat::Dot,
+                GraphFormat::Json => cli::GraphFormat::Json,
             };
-            let out = match format {
-                GraphFormat::Dot => graph::to_dot(estate, g),
-                GraphFormat::Json => graph::to_json(estate, g),
-            };
-            print!("{out}");
-            Ok(ExitCode::SUCCESS)
-        }
-    }
-}
-
-fn run_compile(
-    dir: &std::path::Path,
-    out: &std::path::Path,
-    options: &keelson::compile::Options,
-    format: Format,
-) -> Result<ExitCode, Error> {
-    let compiled = keelson::compile::compile_dir(dir, out, options)?;
-    let rendered = diagnostic::render(&compiled.diagnostics, &compiled.sources, format, color());
-    match format {
-        Format::Json => print!("{rendered}"),
-        _ => eprint!("{rendered}"),
-    }
-    if compiled.has_errors() {
-        let errors = compiled.error_count();
-        eprintln!(
-            "error: the estate has {errors} error{}; nothing was written to {}",
-            if errors == 1 { "" } else { "s" },
-            out.display()
-        );
-        return Ok(ExitCode::from(1));
-    }
-    let files = compiled.tree.as_ref().map_or(0, |t| t.len());
-    match &compiled.report {
-        Some(r) => {
-            if r.recovered {
-                eprintln!("completed an interrupted compile first");
-            }
-            for p in &r.forced {
-                eprintln!("overwrote {p} (--force)");
-            }
-            eprintln!(
-                "compiled {files} files into {}: {} created, {} updated, {} removed, {} unchanged",
-                out.display(),
-                r.created.len(),
-                r.updated.len(),
-                r.removed.len(),
-                r.unchanged
-            );
-        }
-        None => eprintln!("checked {files} files; nothing written (--dry-run)"),
-    }
-    // The process ends next: freeing a large estate's tree and model one
-    // allocation at a time would only delay the exit (rustc does the same).
-    std::mem::forget(compiled);
-    Ok(ExitCode::SUCCESS)
-}
-
-fn run_diff(
-    dir: &std::path::Path,
-    against: &keelson::diff::Against,
-    options: &keelson::compile::Options,
-    format: DiffFormat,
-    exit_code: bool,
-    patch: bool,
-    color_out: bool,
-) -> Result<ExitCode, Error> {
-    use keelson::diff::render;
-    let outcome = keelson::diff::diff_dir(dir, against, options)?;
-    let compiled = &outcome.compiled;
-    eprint!(
-        "{}",
-        diagnostic::render(
-            &compiled.diagnostics,
-            &compiled.sources,
-            Format::Human,
-            color()
-        )
-    );
-    let Some(diff) = &outcome.diff else {
-        // Errors in the estate: there is nothing to compare, and that is not
-        // "no changes" (exit 2, as for every failure of diff).
-        print_error(&Error::InvalidEstate {
-            errors: compiled.error_count(),
-        });
-        return Ok(ExitCode::from(2));
-    };
-    let text = match format {
-        DiffFormat::Text => render::text(diff, color_out, patch),
-        DiffFormat::Markdown => render::markdown(diff),
-        DiffFormat::Json => render::json(diff),
-    };
-    print!("{text}");
-    if format != DiffFormat::Text {
-        eprintln!("{}", render::headline(diff));
-    }
-    Ok(if exit_code && diff.has_changes() {
-        ExitCode::from(1)
-    } else {
-        ExitCode::SUCCESS
-    })
-}
-
-fn run_fmt(dir: &std::path::Path, check_only: bool) -> Result<ExitCode, Error> {
-    let mut diags = diagnostic::Diagnostics::default();
-    let loaded = keelson::load::load_dir(dir, &mut diags)?;
-    if diags.has_errors() {
-        let rendered = diagnostic::render(
-            &diags.into_sorted(),
-            &loaded.sources,
-            Format::Human,
-            color(),
-        );
-        eprint!("{rendered}");
-        eprintln!("error: files with syntax errors are not formatted");
-        return Ok(ExitCode::from(1));
-    }
-    let mut unformatted = Vec::new();
-    for (_, file) in loaded.sources.iter() {
-        let Ok(formatted) = fmt::format_source(&file.text) else {
-            continue;
-        };
-        if formatted != file.text {
-            if check_only {
-                println!("{}", file.path.display());
-            } else {
-                keelson::fmt::write_file(&file.path, &formatted)?;
-                eprintln!("formatted {}", file.path.display());
-            }
-            unformatted.push(file.path.clone());
-        }
-    }
-    if check_only && !unformatted.is_empty() {
-        eprintln!(
-            "error: {} file(s) are not formatted; run `keelson fmt {}`",
-            unformatted.len(),
-            dir.display()
-        );
-        return Ok(ExitCode::from(1));
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
-fn run_explain(
-    dir: &std::path::Path,
-    app: &str,
-    stage: Option<&str>,
-    out: Option<&std::path::Path>,
-    options: &keelson::compile::Options,
-) -> Result<ExitCode, Error> {
-    // Without a tree there is no lock: every stage is explained as new. The
-    // path is this process's own and is never created (explain writes nothing).
-    let empty =
-        std::env::temp_dir().join(format!("keelson-explain-{}-no-tree", std::process::id()));
-    let out = out.unwrap_or(&empty);
-    let compiled = keelson::compile::build(keelson::gather::gather(dir, out, &options.gather())?);
-    let rendered = diagnostic::render(
-        &compiled.diagnostics,
-        &compiled.sources,
-        Format::Human,
-        color(),
-    );
-    eprint!("{rendered}");
-    let Some((estate, decisions)) = &compiled.decided else {
-        print_error(&Error::InvalidEstate {
-            errors: compiled.error_count(),
-        });
-        return Ok(ExitCode::from(1));
-    };
-    print!(
-        "{}",
-        keelson::explain::explain_named(estate, decisions, app, stage)?
-    );
-    Ok(if compiled.has_errors() {
-        ExitCode::from(1)
-    } else {
-        ExitCode::SUCCESS
-    })
-}
-
-fn run_policy(command: PolicyCommand) -> Result<ExitCode, Error> {
-    use keelson::policy::tool;
-    match command {
-        PolicyCommand::Hash { module } => {
-            println!("{}", tool::hash_file(&module)?);
-            Ok(ExitCode::SUCCESS)
-        }
-        PolicyCommand::New { name, dir } => {
-            let (root, files) = tool::scaffold(&dir, &name)?;
-            for f in &files {
-                eprintln!("wrote {}", root.join(f).display());
-            }
-            eprintln!(
-                "build it with `cd {} && cargo build --release`; its README says how to test and pin it",
-                root.display()
-            );
-            Ok(ExitCode::SUCCESS)
-        }
-        PolicyCommand::Test {
-            module,
-            input,
-            policy,
-        } => {
-            let tested = tool::test(&module, &input, policy.limits())?;
-            for line in &tested.log {
-                eprintln!("log: {line}");
-            }
-            match &tested.output {
-                Ok(out) => {
-                    println!("{out}");
-                    eprintln!(
-                        "`{}` answered; fuel used: {}; pin: blake3:{}",
-                        tested.entry,
-                        tested.fuel.unwrap_or(0),
-                        tested.hash
-                    );
-                    Ok(ExitCode::SUCCESS)
-                }
-                Err(why) => {
-                    eprintln!("error: `{}` failed: {why}", tested.entry);
-                    Ok(ExitCode::from(1))
-                }
-            }
+            cli::graph(out, &dir, format)
         }
     }
 }

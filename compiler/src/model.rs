@@ -417,6 +417,26 @@ impl Strategy {
     pub const NAMES: &'static [&'static str] =
         &["semver", "newest-build", "alphabetical", "digest"];
 
+    /// Reads a strategy name as Image Updater does: lower-cased first, with
+    /// `latest` and `name` as the old names of `newest-build` and
+    /// `alphabetical` (`deprecated` is then true). `None` for any other name.
+    /// The one parser of strategy names: the estate and the CLI both use it.
+    pub fn parse(name: &str) -> Option<ParsedStrategy> {
+        let (strategy, deprecated) = match name.to_ascii_lowercase().as_str() {
+            "semver" => (Strategy::Semver, false),
+            "newest-build" => (Strategy::NewestBuild, false),
+            "alphabetical" => (Strategy::Alphabetical, false),
+            "digest" => (Strategy::Digest, false),
+            "latest" => (Strategy::NewestBuild, true),
+            "name" => (Strategy::Alphabetical, true),
+            _ => return None,
+        };
+        Some(ParsedStrategy {
+            strategy,
+            deprecated,
+        })
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Strategy::Semver => "semver",
@@ -425,6 +445,14 @@ impl Strategy {
             Strategy::Digest => "digest",
         }
     }
+}
+
+/// A strategy name, read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ParsedStrategy {
+    pub strategy: Strategy,
+    /// The name was an old one (`latest`, `name`), still read by Image Updater.
+    pub deprecated: bool,
 }
 
 /// `allowTags` as Image Updater reads it.

@@ -97,7 +97,7 @@ impl Default for RegistryOptions {
     fn default() -> Self {
         RegistryOptions {
             client: client::ClientOptions::default(),
-            cache_dir: crate::environment::cache_dir(),
+            cache_dir: None,
             jobs: 8,
             progress: false,
         }

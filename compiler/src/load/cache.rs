@@ -36,12 +36,6 @@ impl ParseCache {
         ParseCache { dir: None }
     }
 
-    /// The cache in keelson's default cache directory (`$KEELSON_CACHE_DIR`,
-    /// else `$XDG_CACHE_HOME/keelson`, else `~/.cache/keelson`).
-    pub fn from_env() -> ParseCache {
-        ParseCache::new(crate::environment::cache_dir().as_deref())
-    }
-
     /// Entries under `<cache_dir>/kdl`, or no cache.
     pub fn new(cache_dir: Option<&Path>) -> ParseCache {
         cache_dir.map_or_else(ParseCache::none, ParseCache::at)

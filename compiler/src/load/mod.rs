@@ -37,8 +37,12 @@ pub fn load_dir(dir: &Path, diags: &mut Diagnostics) -> Result<Loaded, Error> {
     load_dir_cached(dir, &ParseCache::none(), diags)
 }
 
-/// Reads every `*.kdl` file directly inside `dir`, taking unchanged files'
-/// parses from `cache`.
+/// Stage 1: reads every `*.kdl` file directly inside `dir`, in byte order of
+/// name, and parses each (in parallel), taking unchanged files' parses from
+/// `cache`. Syntax errors are diagnostics (all of them: the parser
+/// recovers) and the other files are still returned; only an unreadable
+/// directory or file, no estate file, or a file that is not UTF-8 is an
+/// `Err`. Never panics on any input.
 pub fn load_dir_cached(
     dir: &Path,
     cache: &ParseCache,
