@@ -378,3 +378,53 @@ fn verify_file(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn copy_dir(from: &Path, to: &Path) {
+        std::fs::create_dir_all(to).unwrap();
+        for entry in std::fs::read_dir(from).unwrap() {
+            let path = entry.unwrap().path();
+            let dest = to.join(path.file_name().unwrap());
+            if path.is_dir() {
+                copy_dir(&path, &dest);
+            } else {
+                std::fs::copy(&path, &dest).unwrap();
+            }
+        }
+    }
+
+    /// `build` reads nothing: with the estate directory gone after
+    /// `gather`, it still gives the tree a compile from the directory gives,
+    /// and twice the same.
+    #[test]
+    fn build_is_pure_once_gathered() {
+        let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
+        for example in ["promotion", "seed-000-aws-ecr", "seed-003-tirosh-home", "seed-004-prodesk"] {
+            let scratch = tempfile::tempdir().unwrap();
+            let estate = scratch.path().join("estate");
+            copy_dir(&examples.join(example), &estate);
+            // The examples' snapshots and pins decide: no registry is asked.
+            let options = Options {
+                now: Some("2026-11-23T09:30:00Z".parse().unwrap()),
+                ..Options::default()
+            };
+            let out = scratch.path().join("out");
+            let gathered = || gather::gather(&estate, &out, &options.gather()).unwrap();
+            let first = build(gathered());
+            let second = gathered();
+            std::fs::remove_dir_all(&estate).unwrap();
+            let second = build(second);
+            assert!(!first.has_errors(), "{example}: {:?}", first.diagnostics);
+            assert!(first.tree.is_some(), "{example}");
+            assert_eq!(first.tree, second.tree, "{example}");
+            assert_eq!(
+                first.lock.map(|l| l.to_text()),
+                second.lock.map(|l| l.to_text()),
+                "{example}"
+            );
+        }
+    }
+}
