@@ -402,7 +402,12 @@ mod tests {
     #[test]
     fn build_is_pure_once_gathered() {
         let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
-        for example in ["promotion", "seed-000-aws-ecr", "seed-003-tirosh-home", "seed-004-prodesk"] {
+        for example in [
+            "promotion",
+            "seed-000-aws-ecr",
+            "seed-003-tirosh-home",
+            "seed-004-prodesk",
+        ] {
             let scratch = tempfile::tempdir().unwrap();
             let estate = scratch.path().join("estate");
             copy_dir(&examples.join(example), &estate);

@@ -2,7 +2,6 @@
 //! [`keelson::cli`] per command; all output goes through its `Output`.
 //! Exit codes are documented there.
 
-use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -261,7 +260,7 @@ struct RegistryArgs {
 }
 
 impl RegistryArgs {
-    fn options(&self) -> keelson::discover::RegistryOptions {
+    fn options(&self, out: &Output) -> keelson::discover::RegistryOptions {
         let defaults = keelson::discover::RegistryOptions::default();
         keelson::discover::RegistryOptions {
             client: keelson::discover::client::ClientOptions {
@@ -277,7 +276,7 @@ impl RegistryArgs {
                     .or_else(keelson::environment::cache_dir)
             },
             jobs: self.jobs.max(1),
-            progress: std::io::stderr().is_terminal(),
+            progress: out.registry_progress(),
         }
     }
 }
@@ -360,7 +359,7 @@ fn run(out: &mut Output, command: Command) -> Result<ExitCode, Error> {
                 offline,
                 force,
                 dry_run,
-                registry: registry.options(),
+                registry: registry.options(out),
                 now: policy.now,
                 policy_limits: policy.limits(),
                 decide_from: None,
@@ -387,7 +386,7 @@ fn run(out: &mut Output, command: Command) -> Result<ExitCode, Error> {
             };
             let options = keelson::compile::Options {
                 offline,
-                registry: registry.options(),
+                registry: registry.options(out),
                 now: policy.now,
                 policy_limits: policy.limits(),
                 decide_from,
@@ -417,7 +416,7 @@ fn run(out: &mut Output, command: Command) -> Result<ExitCode, Error> {
             let options = keelson::compile::Options {
                 offline,
                 dry_run: true,
-                registry: registry.options(),
+                registry: registry.options(out),
                 now: policy.now,
                 policy_limits: policy.limits(),
                 ..Default::default()
@@ -462,7 +461,7 @@ fn run(out: &mut Output, command: Command) -> Result<ExitCode, Error> {
                     image,
                     api_url,
                     credentials,
-                    options: registry.options(),
+                    options: registry.options(out),
                 },
                 (None, None) => unreachable!("clap requires --from-file or --image"),
             };

@@ -61,9 +61,29 @@ impl Output {
         self.stdout_colour
     }
 
-    /// Whether stderr is a terminal a progress bar may draw on.
-    pub fn progress(&self) -> bool {
-        self.stderr_terminal
+    /// A progress bar for reading registries, drawn on stderr when it is a
+    /// terminal (`None` otherwise); it clears itself when the last
+    /// repository is done.
+    pub fn registry_progress(&self) -> Option<crate::discover::Progress> {
+        if !self.stderr_terminal || self.stderr_closed {
+            return None;
+        }
+        let bar = indicatif::ProgressBar::new(0);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{spinner} reading tags {bar:30} {pos}/{len} repositories ({elapsed})",
+            )
+            .expect("static template"),
+        );
+        Some(crate::discover::Progress(std::sync::Arc::new(
+            move |done, total| {
+                bar.set_length(total as u64);
+                bar.set_position(done as u64);
+                if done >= total {
+                    bar.finish_and_clear();
+                }
+            },
+        )))
     }
 
     /// The command's result, as is: for stdout.

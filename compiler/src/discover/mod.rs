@@ -81,6 +81,17 @@ impl TagData {
     }
 }
 
+/// Where reading registries reports how far it got: called with (done,
+/// total) repositories, from any thread. The CLI's output module makes one.
+#[derive(Clone)]
+pub struct Progress(pub std::sync::Arc<dyn Fn(usize, usize) + Send + Sync>);
+
+impl std::fmt::Debug for Progress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Progress")
+    }
+}
+
 /// How keelson talks to registries.
 #[derive(Debug, Clone)]
 pub struct RegistryOptions {
@@ -89,8 +100,8 @@ pub struct RegistryOptions {
     pub cache_dir: Option<PathBuf>,
     /// Requests in flight at once.
     pub jobs: usize,
-    /// Draw a progress bar (on a terminal).
-    pub progress: bool,
+    /// Told (done, total) as repositories finish; the CLI draws it.
+    pub progress: Option<Progress>,
 }
 
 impl Default for RegistryOptions {
@@ -99,7 +110,7 @@ impl Default for RegistryOptions {
             client: client::ClientOptions::default(),
             cache_dir: None,
             jobs: 8,
-            progress: false,
+            progress: None,
         }
     }
 }
@@ -229,26 +240,12 @@ pub fn read_registries(
         credentials::for_estate(estate, &hosts),
     );
     let cache = cache::Cache::new(options.cache_dir.clone());
-    let bar = options.progress.then(|| {
-        let bar = indicatif::ProgressBar::new(0);
-        bar.set_style(
-            indicatif::ProgressStyle::with_template(
-                "{spinner} reading tags {bar:30} {pos}/{len} repositories ({elapsed})",
-            )
-            .expect("static template"),
-        );
-        bar
-    });
     let progress = |done: usize, total: usize| {
-        if let Some(b) = &bar {
-            b.set_length(total as u64);
-            b.set_position(done as u64);
+        if let Some(Progress(report)) = &options.progress {
+            report(done, total);
         }
     };
     let answers = live::fetch(&client, &cache, &queries, options.jobs, &progress);
-    if let Some(b) = bar {
-        b.finish_and_clear();
-    }
     let mut reported = std::collections::BTreeSet::new();
     for ((&(a, i), q), answer) in needed.iter().zip(&queries).zip(answers) {
         let image = &estate.app(a).images[i];
