@@ -92,49 +92,35 @@ pub(super) fn lower_image(
 /// `strategy=`, read as Image Updater reads it (case-insensitively, with its
 /// deprecated names); `None` when unknown (reported).
 fn parse_strategy(cx: &mut Cx<'_>, s: &Spanned<String>) -> Option<Strategy> {
-    let lowered = s.value.to_ascii_lowercase();
-    match lowered.as_str() {
-        "semver" => Some(Strategy::Semver),
-        "newest-build" => Some(Strategy::NewestBuild),
-        "alphabetical" => Some(Strategy::Alphabetical),
-        "digest" => Some(Strategy::Digest),
-        "latest" | "name" => {
-            let new = if lowered == "latest" {
-                "newest-build"
-            } else {
-                "alphabetical"
-            };
-            cx.warning(
-                Code::InvalidValue,
-                s.loc,
-                format!("the strategy `{}` is deprecated", s.value),
-            )
-            .help = Some(format!(
-                "write `strategy=\"{new}\"`; Image Updater reads `{}` as `{new}`",
-                s.value
-            ));
-            Some(if lowered == "latest" {
-                Strategy::NewestBuild
-            } else {
-                Strategy::Alphabetical
-            })
-        }
-        other => {
-            let help = suggest(other, Strategy::NAMES).map_or_else(
-                || "write one of `semver`, `newest-build`, `alphabetical`, `digest`".into(),
-                |s| format!("did you mean `{s}`?"),
-            );
-            cx.error(
-                Code::InvalidValue,
-                s.loc,
-                format!("unknown update strategy `{other}`"),
-            )
-            .help = Some(format!(
-                "{help} (Image Updater would silently use `semver` instead)"
-            ));
-            None
-        }
+    let Some(parsed) = Strategy::parse(&s.value) else {
+        let lowered = s.value.to_ascii_lowercase();
+        let help = suggest(&lowered, Strategy::NAMES).map_or_else(
+            || "write one of `semver`, `newest-build`, `alphabetical`, `digest`".into(),
+            |s| format!("did you mean `{s}`?"),
+        );
+        cx.error(
+            Code::InvalidValue,
+            s.loc,
+            format!("unknown update strategy `{lowered}`"),
+        )
+        .help = Some(format!(
+            "{help} (Image Updater would silently use `semver` instead)"
+        ));
+        return None;
+    };
+    if parsed.deprecated {
+        let new = parsed.strategy.name();
+        cx.warning(
+            Code::InvalidValue,
+            s.loc,
+            format!("the strategy `{}` is deprecated", s.value),
+        )
+        .help = Some(format!(
+            "write `strategy=\"{new}\"`; Image Updater reads `{}` as `{new}`",
+            s.value
+        ));
     }
+    Some(parsed.strategy)
 }
 
 /// Checks `constraint=` against the strategy, whose meaning it depends on.
