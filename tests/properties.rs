@@ -298,7 +298,7 @@ proptest! {
     /// same value.
     #[test]
     fn printed_yaml_parses_back_to_the_same_value(doc in yaml_value()) {
-        let text = keelson::emit::yaml::to_string(&doc);
+        let text = keelson::yaml::to_string(&doc);
         let back: serde_yaml::Value = serde_yaml::from_str(&text)
             .unwrap_or_else(|e| panic!("printed YAML does not parse: {e}\n---\n{text}"));
         prop_assert_eq!(&back, &doc, "printed as:\n{}", text);

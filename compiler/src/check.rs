@@ -28,7 +28,7 @@ impl Checked {
             .any(|d| d.severity == crate::diagnostic::Severity::Error)
     }
 
-    pub fn error_count(&self) -> usize {
+    pub(crate) fn error_count(&self) -> usize {
         self.diagnostics
             .iter()
             .filter(|d| d.severity == crate::diagnostic::Severity::Error)

@@ -45,13 +45,8 @@ pub struct Options {
 }
 
 impl Options {
-    /// Parsed estate files are kept beside the registry's cache.
-    pub fn parse_cache(&self) -> crate::load::ParseCache {
-        crate::load::ParseCache::new(self.registry.cache_dir.as_deref())
-    }
-
     /// What `gather` needs of these options.
-    pub fn gather(&self) -> gather::Options {
+    pub(crate) fn gather(&self) -> gather::Options {
         gather::Options {
             offline: self.offline,
             registry: self.registry.clone(),
@@ -81,7 +76,7 @@ impl Compiled {
         self.error_count() > 0
     }
 
-    pub fn error_count(&self) -> usize {
+    pub(crate) fn error_count(&self) -> usize {
         self.diagnostics
             .iter()
             .filter(|d| d.severity == crate::diagnostic::Severity::Error)

@@ -88,12 +88,12 @@ impl Sources {
     }
 
     /// 1-based line and column (in characters) of a byte offset.
-    pub fn line_col(&self, file: FileId, offset: usize) -> (usize, usize) {
+    pub(crate) fn line_col(&self, file: FileId, offset: usize) -> (usize, usize) {
         line_col(&self.get(file).text, offset)
     }
 }
 
-pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
+pub(crate) fn line_col(text: &str, offset: usize) -> (usize, usize) {
     let mut offset = offset.min(text.len());
     while !text.is_char_boundary(offset) {
         offset -= 1;
@@ -237,17 +237,17 @@ impl Diagnostic {
         }
     }
 
-    pub fn with_label(mut self, text: impl Into<String>) -> Self {
+    pub(crate) fn with_label(mut self, text: impl Into<String>) -> Self {
         self.primary.text = Some(text.into());
         self
     }
 
-    pub fn with_help(mut self, help: impl Into<String>) -> Self {
+    pub(crate) fn with_help(mut self, help: impl Into<String>) -> Self {
         self.help = Some(help.into());
         self
     }
 
-    pub fn with_secondary(mut self, loc: Loc, text: impl Into<String>) -> Self {
+    pub(crate) fn with_secondary(mut self, loc: Loc, text: impl Into<String>) -> Self {
         self.secondary.push(Label {
             loc,
             text: Some(text.into()),
@@ -268,7 +268,7 @@ impl Diagnostics {
     }
 
     /// Moves every diagnostic of `other` here.
-    pub fn append(&mut self, mut other: Diagnostics) {
+    pub(crate) fn append(&mut self, mut other: Diagnostics) {
         self.items.append(&mut other.items);
     }
 
@@ -276,19 +276,12 @@ impl Diagnostics {
         self.items.iter_mut()
     }
 
-    pub fn last_mut(&mut self) -> Option<&mut Diagnostic> {
+    pub(crate) fn last_mut(&mut self) -> Option<&mut Diagnostic> {
         self.items.last_mut()
     }
 
     pub fn has_errors(&self) -> bool {
         self.items.iter().any(|d| d.severity == Severity::Error)
-    }
-
-    pub fn error_count(&self) -> usize {
-        self.items
-            .iter()
-            .filter(|d| d.severity == Severity::Error)
-            .count()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -305,7 +298,7 @@ impl Diagnostics {
 
     /// Sorted by file, position, then code, with exact duplicates removed, so
     /// that output does not depend on the order stages ran in.
-    pub fn into_sorted(mut self) -> Vec<Diagnostic> {
+    pub(crate) fn into_sorted(mut self) -> Vec<Diagnostic> {
         self.items.sort_by(|a, b| {
             (a.primary.loc, a.code, &a.message).cmp(&(b.primary.loc, b.code, &b.message))
         });

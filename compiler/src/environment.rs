@@ -25,7 +25,7 @@ pub fn timings() -> bool {
 }
 
 /// Whether `NO_COLOR` is set to anything but the empty string.
-pub fn no_color() -> bool {
+pub(crate) fn no_color() -> bool {
     std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty())
 }
 

@@ -11,7 +11,7 @@ use crate::select::{Decision, Decisions, PolicyTrace, Source};
 
 /// The explanation of the app named `app` (and only stage `stage`, when
 /// given), or a refusal naming the apps or stages there are.
-pub fn explain_named(
+pub(crate) fn explain_named(
     estate: &Estate,
     decisions: &Decisions,
     app: &str,

@@ -229,7 +229,7 @@ fn entry_text(entry: &KdlEntry) -> String {
 
 /// Replaces a file's contents atomically (a sibling temp file, then rename),
 /// so an interrupted `fmt` never leaves half a file.
-pub fn write_file(path: &std::path::Path, text: &str) -> Result<(), crate::error::Error> {
+pub(crate) fn write_file(path: &std::path::Path, text: &str) -> Result<(), crate::error::Error> {
     let dir = path.parent().unwrap_or(std::path::Path::new("."));
     let name = path
         .file_name()

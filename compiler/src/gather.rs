@@ -92,7 +92,7 @@ pub struct ManifestFile {
 /// Reads everything compiling the estate in `dir` into `out` needs. Only
 /// I/O failures that stop a command (an unreadable directory, a damaged
 /// lock) are `Err`; everything wrong with the inputs is a diagnostic.
-pub fn gather(dir: &Path, out: &Path, options: &Options) -> Result<Gathered, Error> {
+pub(crate) fn gather(dir: &Path, out: &Path, options: &Options) -> Result<Gathered, Error> {
     let mut laps = Laps::start();
     let cache = ParseCache::new(options.registry.cache_dir.as_deref());
     let checked = check::check_dir_cached(dir, &cache)?;
@@ -103,7 +103,11 @@ pub fn gather(dir: &Path, out: &Path, options: &Options) -> Result<Gathered, Err
 }
 
 /// [`gather`] for an estate already checked.
-pub fn gather_checked(checked: Checked, out: &Path, options: &Options) -> Result<Gathered, Error> {
+pub(crate) fn gather_checked(
+    checked: Checked,
+    out: &Path,
+    options: &Options,
+) -> Result<Gathered, Error> {
     let Checked {
         loaded,
         estate,

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 /// The lock format this keelson writes. Version 1 (no `since`, `history` or
 /// `policies`) is still read.
-pub const LOCK_VERSION: u32 = 2;
+pub(crate) const LOCK_VERSION: u32 = 2;
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -101,7 +101,7 @@ impl Lock {
         Ok(lock)
     }
 
-    pub fn to_text(&self) -> String {
+    pub(crate) fn to_text(&self) -> String {
         let mut s = serde_json::to_string_pretty(self).expect("a lock always serialises");
         s.push('\n');
         s
@@ -119,7 +119,7 @@ impl Lock {
 impl Lock {
     /// Whether the lock has any image of `app` in `stage`: whether keelson
     /// ever deployed the app there.
-    pub fn has_stage(&self, app: &str, stage: &str) -> bool {
+    pub(crate) fn has_stage(&self, app: &str, stage: &str) -> bool {
         let i = self
             .images
             .partition_point(|i| (i.app.as_str(), i.stage.as_str()) < (app, stage));
@@ -145,7 +145,7 @@ pub fn hash(bytes: &[u8]) -> String {
 /// [`LockedFile::without_images`]). Formatting and comments do not count:
 /// Image Updater re-serialises the file when it writes back. `None` when the
 /// text is not a YAML mapping.
-pub fn hash_without_images(text: &str) -> Option<String> {
+pub(crate) fn hash_without_images(text: &str) -> Option<String> {
     let mut value: serde_yaml::Value = serde_yaml::from_str(text).ok()?;
     let map = value.as_mapping_mut()?;
     map.remove("images");

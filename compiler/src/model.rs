@@ -77,7 +77,7 @@ impl Estate {
     }
 
     /// The layout placeholders of one deployment of an app.
-    pub fn deployment_vars<'a>(&'a self, app: &'a App, d: &Deployment) -> TemplateVars<'a> {
+    pub(crate) fn deployment_vars<'a>(&'a self, app: &'a App, d: &Deployment) -> TemplateVars<'a> {
         let cluster = self.cluster(d.cluster.value);
         TemplateVars {
             site: &self.site(cluster.site).name.value,
@@ -212,7 +212,7 @@ pub enum Server {
 }
 
 impl Server {
-    pub const IN_CLUSTER_URL: &'static str = "https://kubernetes.default.svc";
+    pub(crate) const IN_CLUSTER_URL: &'static str = "https://kubernetes.default.svc";
 
     pub fn url(&self) -> &str {
         match self {
@@ -358,7 +358,7 @@ impl WriteBack {
     }
 
     /// Whether Image Updater changes this stage's images in-cluster.
-    pub fn is_live(&self) -> bool {
+    pub(crate) fn is_live(&self) -> bool {
         !matches!(self, WriteBack::Pinned)
     }
 }
@@ -414,7 +414,7 @@ pub enum Strategy {
 }
 
 impl Strategy {
-    pub const NAMES: &'static [&'static str] =
+    pub(crate) const NAMES: &'static [&'static str] =
         &["semver", "newest-build", "alphabetical", "digest"];
 
     /// Reads a strategy name as Image Updater does: lower-cased first, with
@@ -523,7 +523,7 @@ pub struct ImageRepo(pub String);
 impl ImageRepo {
     /// The registry host part, when the first segment looks like one (as
     /// Docker's reference grammar decides: it has a `.` or `:`, or is `localhost`).
-    pub fn registry_host(&self) -> Option<&str> {
+    pub(crate) fn registry_host(&self) -> Option<&str> {
         let (first, _) = self.0.split_once('/')?;
         (first.contains('.') || first.contains(':') || first == "localhost").then_some(first)
     }
@@ -548,7 +548,7 @@ pub struct Image {
 
 impl Image {
     /// The kustomize `images[].name` this image is known by in the manifests.
-    pub fn kustomize_name(&self) -> &str {
+    pub(crate) fn kustomize_name(&self) -> &str {
         match &self.target {
             ImageTarget::Kustomize { name: Some(n) } => n,
             _ => &self.repository.value.0,

@@ -9,7 +9,7 @@ use regex::Regex;
 use crate::model::CredentialRef;
 
 /// RFC 1123 label, as Kubernetes checks namespace and most resource names.
-pub fn dns1123_label(s: &str) -> Result<(), String> {
+pub(crate) fn dns1123_label(s: &str) -> Result<(), String> {
     if s.is_empty() {
         return Err("it is empty".into());
     }
@@ -40,7 +40,7 @@ fn check_label_chars(s: &str) -> Result<(), String> {
 }
 
 /// RFC 1123 subdomain: what Application and ImageUpdater names must be.
-pub fn dns1123_subdomain(s: &str) -> Result<(), String> {
+pub(crate) fn dns1123_subdomain(s: &str) -> Result<(), String> {
     if s.is_empty() {
         return Err("it is empty".into());
     }
@@ -61,7 +61,7 @@ pub fn dns1123_subdomain(s: &str) -> Result<(), String> {
 
 /// A Kubernetes label key: an optional DNS subdomain prefix and `/`, then a
 /// name of up to 63 alphanumerics, `-`, `_` and `.`, alphanumeric at both ends.
-pub fn label_key(key: &str) -> Result<(), String> {
+pub(crate) fn label_key(key: &str) -> Result<(), String> {
     let (prefix, name) = match key.rsplit_once('/') {
         Some((p, n)) => (Some(p), n),
         None => (None, key),
@@ -83,7 +83,7 @@ pub fn label_key(key: &str) -> Result<(), String> {
 }
 
 /// A lowercase, hyphenated suggestion for an invalid name.
-pub fn suggest_name(s: &str) -> String {
+pub(crate) fn suggest_name(s: &str) -> String {
     let mut out: String = s
         .chars()
         .map(|c| {
@@ -140,7 +140,7 @@ fn list_schemes(schemes: &[&str]) -> String {
 }
 
 /// A git repository URL: `https://`, `http://`, `ssh://` or scp-like `git@host:path`.
-pub fn git_url(s: &str) -> Result<(), String> {
+pub(crate) fn git_url(s: &str) -> Result<(), String> {
     static SCP: LazyLock<Regex> = LazyLock::new(|| {
         Regex::new(r"^[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:[^\s]+$").expect("static regex")
     });
@@ -153,7 +153,7 @@ pub fn git_url(s: &str) -> Result<(), String> {
 static NS_NAME: &str = r"[a-z0-9](?:[-a-z0-9]*[a-z0-9])?";
 
 /// Parses a credentials reference in one of Image Updater's four forms.
-pub fn credential_ref(s: &str) -> Result<CredentialRef, String> {
+pub(crate) fn credential_ref(s: &str) -> Result<CredentialRef, String> {
     static PULLSECRET: LazyLock<Regex> = LazyLock::new(|| {
         Regex::new(&format!(
             r"^pullsecret:({NS_NAME})/({NS_NAME}(?:\.{NS_NAME})*)$"
@@ -203,7 +203,7 @@ pub fn credential_ref(s: &str) -> Result<CredentialRef, String> {
 
 /// If a string looks like a secret value (a token, password or key), says
 /// what kind. References to secrets are fine; values are never.
-pub fn looks_like_secret(s: &str) -> Option<&'static str> {
+pub(crate) fn looks_like_secret(s: &str) -> Option<&'static str> {
     static PATTERNS: LazyLock<Vec<(Regex, &'static str)>> = LazyLock::new(|| {
         [
             (
@@ -238,7 +238,7 @@ pub fn looks_like_secret(s: &str) -> Option<&'static str> {
 }
 
 /// Keys whose values are secrets when written literally.
-pub fn is_secret_key(key: &str) -> bool {
+pub(crate) fn is_secret_key(key: &str) -> bool {
     let k: String = key
         .to_ascii_lowercase()
         .chars()
@@ -260,7 +260,7 @@ pub fn is_secret_key(key: &str) -> bool {
 
 /// Literal secrets inside YAML text (Helm values): `adminPassword: hunter2`.
 /// Returns (byte offset of the value, length, what).
-pub fn secrets_in_yaml(text: &str) -> Vec<(usize, usize, &'static str)> {
+pub(crate) fn secrets_in_yaml(text: &str) -> Vec<(usize, usize, &'static str)> {
     static KEY_VALUE: LazyLock<Regex> = LazyLock::new(|| {
         Regex::new(r#"(?m)^[ \t-]*["']?([A-Za-z0-9_.-]+)["']?[ \t]*:[ \t]*["']?([^\s"'#][^"'#\n]*?)["']?[ \t]*(#.*)?$"#)
             .expect("static regex")
@@ -293,7 +293,7 @@ pub fn secrets_in_yaml(text: &str) -> Vec<(usize, usize, &'static str)> {
 /// Checks a pattern against Go's `filepath.Match` syntax (what Image Updater
 /// uses for `ignoreTags`). Upstream silently matches nothing for a malformed
 /// pattern; keelson reports it.
-pub fn go_glob(pattern: &str) -> Result<(), String> {
+pub(crate) fn go_glob(pattern: &str) -> Result<(), String> {
     let chars: Vec<char> = pattern.chars().collect();
     let mut i = 0;
     while i < chars.len() {
@@ -369,7 +369,7 @@ pub fn platform(s: &str) -> Result<(), String> {
 }
 
 /// The alias pattern of the ImageUpdater CRD.
-pub fn image_alias(s: &str) -> Result<(), String> {
+pub(crate) fn image_alias(s: &str) -> Result<(), String> {
     static ALIAS: LazyLock<Regex> =
         LazyLock::new(|| Regex::new(r"^[a-zA-Z0-9][a-zA-Z0-9._-]*$").expect("static regex"));
     if ALIAS.is_match(s) {
@@ -380,7 +380,7 @@ pub fn image_alias(s: &str) -> Result<(), String> {
 }
 
 /// An image repository without tag or digest, in the Docker reference grammar.
-pub fn image_repository(s: &str) -> Result<(), String> {
+pub(crate) fn image_repository(s: &str) -> Result<(), String> {
     static REPO: LazyLock<Regex> = LazyLock::new(|| {
         Regex::new(
             r"^(([a-zA-Z0-9]([a-zA-Z0-9-]*[a-zA-Z0-9])?(\.[a-zA-Z0-9]([a-zA-Z0-9-]*[a-zA-Z0-9])?)*|\[[0-9a-fA-F:]+\])(:[0-9]+)?/)?[a-z0-9]+(([._]|__|-+)[a-z0-9]+)*(/[a-z0-9]+(([._]|__|-+)[a-z0-9]+)*)*$",
@@ -423,7 +423,7 @@ pub fn digest(s: &str) -> Result<(), String> {
 }
 
 /// A Kubernetes-style duration as Argo CD and Image Updater accept (`5s`, `3m`, `1h30m`).
-pub fn duration(s: &str) -> Result<(), String> {
+pub(crate) fn duration(s: &str) -> Result<(), String> {
     static DUR: LazyLock<Regex> = LazyLock::new(|| {
         Regex::new(r"^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$").expect("static regex")
     });

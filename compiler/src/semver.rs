@@ -147,7 +147,7 @@ impl Version {
             })
     }
 
-    pub fn is_prerelease(&self) -> bool {
+    pub(crate) fn is_prerelease(&self) -> bool {
         !self.pre.is_empty()
     }
 }
@@ -378,12 +378,6 @@ impl Constraint {
 
     pub fn as_str(&self) -> &str {
         &self.text
-    }
-
-    /// Whether any OR group opts in to pre-releases (a constraint with a
-    /// pre-release part, such as `>=1.0.0-0`).
-    pub fn admits_prereleases(&self) -> bool {
-        self.contains_pre.iter().any(|&p| p)
     }
 
     /// `Constraints.Check`.

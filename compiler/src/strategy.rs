@@ -213,7 +213,7 @@ fn filter(rules: &Rules<'_>, t: &TagInfo) -> Option<Dropped> {
 
 /// The filters that look at the name alone: what decides which tags a
 /// registry is asked about.
-pub fn filter_name(rules: &Rules<'_>, name: &str) -> Option<Dropped> {
+pub(crate) fn filter_name(rules: &Rules<'_>, name: &str) -> Option<Dropped> {
     match rules.allow {
         // Go's `regexp.Match` is unanchored, as is `is_match`.
         Some(AllowTags::Regexp(re)) if !re.is_match(name) => return Some(Dropped::NotAllowed),
@@ -231,7 +231,7 @@ pub fn filter_name(rules: &Rules<'_>, name: &str) -> Option<Dropped> {
 
 /// Go's `filepath.Match` on a whole tag. A malformed pattern matches nothing,
 /// as upstream (lowering reports it).
-pub fn glob_match(pattern: &str, name: &str) -> bool {
+pub(crate) fn glob_match(pattern: &str, name: &str) -> bool {
     let p: Vec<char> = pattern.chars().collect();
     let n: Vec<char> = name.chars().collect();
     glob_at(&p, &n).unwrap_or(false)
@@ -333,7 +333,7 @@ fn class_char(p: &[char], i: &mut usize) -> Option<char> {
 /// currently written (`tag`, `digest`). When that cannot be told (a tag that
 /// is not a version, an unknown build time), the answer is no: keelson then
 /// keeps what is running.
-pub fn is_newer(
+pub(crate) fn is_newer(
     strategy: Strategy,
     chosen: &TagInfo,
     tag: Option<&str>,
@@ -367,7 +367,7 @@ pub fn is_newer(
 
 /// Whether the targeted Image Updater (v1.3.0+) treats a missing semver
 /// constraint as `*`, which excludes pre-releases.
-pub fn empty_constraint_checks(estate: &crate::model::Estate) -> bool {
+pub(crate) fn empty_constraint_checks(estate: &crate::model::Estate) -> bool {
     estate
         .image_updater
         .version

@@ -135,7 +135,7 @@ struct RawTag {
 }
 
 /// Reads a tag file: a JSON array of `{"name", "created", "digest"}`.
-pub fn read_file(path: &Path) -> Result<Vec<TagInfo>, String> {
+pub(crate) fn read_file(path: &Path) -> Result<Vec<TagInfo>, String> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| format!("cannot read `{}`: {e}", path.display()))?;
     let raw: Vec<RawTag> = serde_json::from_str(&text).map_err(|e| {
@@ -172,7 +172,7 @@ pub fn read_file(path: &Path) -> Result<Vec<TagInfo>, String> {
 
 /// Asks a live registry for `image` (`host/path`), with credentials from the
 /// environment (`docker login`'s config, or `credentials` as `env:VAR`).
-pub fn read_registry(
+pub(crate) fn read_registry(
     image: &str,
     api_url: Option<&str>,
     credentials: Option<&crate::model::CredentialRef>,
@@ -213,7 +213,7 @@ pub fn select(checked: &Checked, tags: &[TagInfo]) -> Selection {
 /// The answer as one JSON object: `selected` (a tag or null), its `digest`,
 /// `candidates` (every tag that passed the filters, best first) and `dropped`
 /// (every other tag, in input order, with why).
-pub fn to_json(checked: &Checked, s: &Selection) -> String {
+pub(crate) fn to_json(checked: &Checked, s: &Selection) -> String {
     let tag = |t: &TagInfo| {
         serde_json::json!({
             "name": t.name,
@@ -234,7 +234,7 @@ pub fn to_json(checked: &Checked, s: &Selection) -> String {
 }
 
 /// The answer for people: the pick, then the ranking, then the drops.
-pub fn to_text(checked: &Checked, s: &Selection) -> String {
+pub(crate) fn to_text(checked: &Checked, s: &Selection) -> String {
     let mut out = String::new();
     match &s.chosen {
         Some(c) => {

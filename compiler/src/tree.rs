@@ -4,15 +4,15 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 /// The file names kustomize looks for in a directory.
-pub const KUSTOMIZATION_NAMES: &[&str] =
+pub(crate) const KUSTOMIZATION_NAMES: &[&str] =
     &["kustomization.yaml", "kustomization.yml", "Kustomization"];
 
 /// The lock's file name at the tree's root.
-pub const LOCK_FILE: &str = "keelson.lock";
+pub(crate) const LOCK_FILE: &str = "keelson.lock";
 
 /// Where `write` stages a compile before committing it; no generated file
 /// may live under it.
-pub const JOURNAL_DIR: &str = ".keelson-journal";
+pub(crate) const JOURNAL_DIR: &str = ".keelson-journal";
 
 /// A path in the tree: relative, `/`-separated, no `.` or `..` parts.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -70,11 +70,11 @@ impl Tree {
     }
 
     /// Marks a file as printed from a YAML value (see `printed`).
-    pub fn mark_printed(&mut self, path: TreePath) {
+    pub(crate) fn mark_printed(&mut self, path: TreePath) {
         self.printed.insert(path);
     }
 
-    pub fn is_printed(&self, path: &TreePath) -> bool {
+    pub(crate) fn is_printed(&self, path: &TreePath) -> bool {
         self.printed.contains(path)
     }
 

@@ -42,14 +42,14 @@ impl std::fmt::Debug for Credential {
 
 impl Credential {
     /// The `Authorization: Basic …` header, for user and password credentials.
-    pub fn basic_header(&self) -> Option<String> {
+    pub(crate) fn basic_header(&self) -> Option<String> {
         match &self.secret {
             Secret::Basic { user, password } => Some(super::client::basic(user, password)),
             Secret::IdentityToken(_) => None,
         }
     }
 
-    pub fn identity_token(&self) -> Option<&str> {
+    pub(crate) fn identity_token(&self) -> Option<&str> {
         match &self.secret {
             Secret::IdentityToken(t) => Some(t),
             Secret::Basic { .. } => None,
@@ -58,7 +58,7 @@ impl Credential {
 }
 
 /// Looks credentials up for a registry host, given the estate's reference.
-pub fn lookup(host: &str, reference: Option<&CredentialRef>) -> Option<Credential> {
+pub(crate) fn lookup(host: &str, reference: Option<&CredentialRef>) -> Option<Credential> {
     if let Some(CredentialRef::Env(var)) = reference {
         if let Ok(value) = std::env::var(var) {
             if let Some((user, password)) = value.split_once(':') {
@@ -93,7 +93,7 @@ pub fn lookup(host: &str, reference: Option<&CredentialRef>) -> Option<Credentia
 }
 
 /// Credentials for every registry host the estate's images use.
-pub fn for_estate(
+pub(crate) fn for_estate(
     estate: &Estate,
     hosts: &[(String, Option<RegistryId>)],
 ) -> HashMap<String, Credential> {

@@ -45,7 +45,7 @@ pub struct LiveTags {
 }
 
 /// Where an image's tags came from.
-pub enum TagSource<'a> {
+pub(crate) enum TagSource<'a> {
     Snapshot {
         tags: &'a [TagInfo],
         file: &'a str,
@@ -67,7 +67,12 @@ impl TagSource<'_> {
 impl TagData {
     /// The tags known for an image: a snapshot's entry for its repository
     /// wins over the registry (the registry is then not asked).
-    pub fn for_image(&self, app: AppId, index: usize, image: &Image) -> Option<TagSource<'_>> {
+    pub(crate) fn for_image(
+        &self,
+        app: AppId,
+        index: usize,
+        image: &Image,
+    ) -> Option<TagSource<'_>> {
         if let Some(s) = self.repos.get(&image.repository.value.0) {
             return Some(TagSource::Snapshot {
                 tags: &s.tags,
@@ -116,7 +121,7 @@ impl Default for RegistryOptions {
 }
 
 /// The API base and name of an image's repository.
-pub fn repo_ref(estate: &Estate, image: &Image) -> client::RepoRef {
+pub(crate) fn repo_ref(estate: &Estate, image: &Image) -> client::RepoRef {
     repo_ref_of(
         &image.repository.value,
         image.registry.map(|r| estate.registry(r)),
@@ -127,7 +132,7 @@ pub fn repo_ref(estate: &Estate, image: &Image) -> client::RepoRef {
 /// `default-namespace`) when one serves it, else the repository's own host
 /// (`https://`, or `http://` on loopback, as Docker allows), Docker Hub for a
 /// repository without one.
-pub fn repo_ref_of(repository: &ImageRepo, registry: Option<&Registry>) -> client::RepoRef {
+pub(crate) fn repo_ref_of(repository: &ImageRepo, registry: Option<&Registry>) -> client::RepoRef {
     let full = &repository.0;
     let (host, path) = match repository.registry_host() {
         Some(h) => (h.to_string(), full[h.len() + 1..].to_string()),
@@ -154,7 +159,7 @@ pub fn repo_ref_of(repository: &ImageRepo, registry: Option<&Registry>) -> clien
 }
 
 /// The API base for a registry host with no `registry` node.
-pub fn default_api(host: &str) -> String {
+pub(crate) fn default_api(host: &str) -> String {
     match host {
         "" | "docker.io" | "index.docker.io" => "https://registry-1.docker.io".into(),
         h if h == "localhost"
@@ -171,7 +176,7 @@ pub fn default_api(host: &str) -> String {
 /// Asks the registries for every image that needs tags and has no snapshot
 /// entry: images of stages that take them from the registry, unless pinned
 /// there. Failures are diagnostics at the image's repository.
-pub fn read_registries(
+pub(crate) fn read_registries(
     estate: &Estate,
     data: &mut TagData,
     options: &RegistryOptions,
@@ -295,7 +300,11 @@ struct RawTag {
 
 /// Reads every snapshot the estate names. Problems become diagnostics that
 /// point into the snapshot file.
-pub fn read_snapshots(estate: &Estate, sources: &mut Sources, diags: &mut Diagnostics) -> TagData {
+pub(crate) fn read_snapshots(
+    estate: &Estate,
+    sources: &mut Sources,
+    diags: &mut Diagnostics,
+) -> TagData {
     let mut data = TagData::default();
     for snap in &estate.snapshots {
         let path = estate.root.join(&snap.value);
@@ -438,7 +447,7 @@ pub struct WrittenBack {
 
 /// Reads the lock and the written-back images in `out`. A lock that does not
 /// parse is an error: without it keelson cannot tell its files from others.
-pub fn observe(estate: &Estate, out: &Path) -> Result<Observed, crate::error::Error> {
+pub(crate) fn observe(estate: &Estate, out: &Path) -> Result<Observed, crate::error::Error> {
     let mut observed = Observed::default();
     let lock_path = out.join(LOCK_FILE);
     match std::fs::read_to_string(&lock_path) {
@@ -501,7 +510,7 @@ pub fn observe(estate: &Estate, out: &Path) -> Result<Observed, crate::error::Er
 }
 
 /// The overlay of an app stage that Image Updater commits to.
-pub struct CommittedOverlay {
+pub(crate) struct CommittedOverlay {
     pub app: AppId,
     pub stage: StageId,
     /// The overlay directory, tree-relative.
@@ -514,7 +523,7 @@ pub struct CommittedOverlay {
 
 /// Every overlay whose `images:` Image Updater commits to (git or
 /// pull-request write-back, manifests rather than a chart, tracked images).
-pub fn committed_overlays(estate: &Estate) -> Vec<CommittedOverlay> {
+pub(crate) fn committed_overlays(estate: &Estate) -> Vec<CommittedOverlay> {
     let layout = &estate.repo.layout;
     let mut out = Vec::new();
     for (ai, app) in estate.apps.iter().enumerate() {

@@ -11,12 +11,12 @@ use crate::model::{
     Estate, ImageTarget, Manifests, ProjectRef, Server, SiteId, SyncPolicy, TemplateVars, WriteBack,
 };
 
-pub const FINALIZER: &str = "resources-finalizer.argocd.argoproj.io";
-pub const SYNC_WAVE: &str = "argocd.argoproj.io/sync-wave";
+pub(crate) const FINALIZER: &str = "resources-finalizer.argocd.argoproj.io";
+pub(crate) const SYNC_WAVE: &str = "argocd.argoproj.io/sync-wave";
 /// Where the Image Updater chart is published.
-pub const IMAGE_UPDATER_CHART_REPO: &str = "https://argoproj.github.io/argo-helm";
+pub(crate) const IMAGE_UPDATER_CHART_REPO: &str = "https://argoproj.github.io/argo-helm";
 /// The Application that installs Image Updater (a reserved name).
-pub const IMAGE_UPDATER_APP: &str = "argocd-image-updater";
+pub(crate) const IMAGE_UPDATER_APP: &str = "argocd-image-updater";
 /// AppProjects sync before the Applications that use them, and Image Updater
 /// (its CRD) before its resources.
 const WAVE_PROJECTS: i32 = -3;
@@ -25,7 +25,7 @@ pub(super) const WAVE_IMAGE_UPDATERS: i32 = -1;
 
 /// keelson's own files in a site's apps directory. Names start with `_`,
 /// which no app name (DNS-1123) can, so they never meet an Application file.
-pub fn keelson_dir(estate: &Estate, site: &str) -> String {
+pub(crate) fn keelson_dir(estate: &Estate, site: &str) -> String {
     let apps = estate.repo.layout.apps.render(&TemplateVars {
         site,
         ..TemplateVars::default()

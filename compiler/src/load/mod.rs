@@ -33,7 +33,7 @@ pub struct Loaded {
 }
 
 /// Reads every `*.kdl` file directly inside `dir`, parsing each.
-pub fn load_dir(dir: &Path, diags: &mut Diagnostics) -> Result<Loaded, Error> {
+pub(crate) fn load_dir(dir: &Path, diags: &mut Diagnostics) -> Result<Loaded, Error> {
     load_dir_cached(dir, &ParseCache::none(), diags)
 }
 
@@ -43,7 +43,7 @@ pub fn load_dir(dir: &Path, diags: &mut Diagnostics) -> Result<Loaded, Error> {
 /// recovers) and the other files are still returned; only an unreadable
 /// directory or file, no estate file, or a file that is not UTF-8 is an
 /// `Err`. Never panics on any input.
-pub fn load_dir_cached(
+pub(crate) fn load_dir_cached(
     dir: &Path,
     cache: &ParseCache,
     diags: &mut Diagnostics,
@@ -126,7 +126,7 @@ pub fn load_sources_cached(
 
 /// Parses KDL 2. The parser is third-party code on arbitrary input, so a panic
 /// inside it is caught and reported as a syntax error rather than crashing.
-pub fn parse_kdl(text: &str) -> Result<KdlDocument, kdl::KdlError> {
+pub(crate) fn parse_kdl(text: &str) -> Result<KdlDocument, kdl::KdlError> {
     let result = std::panic::catch_unwind(|| KdlDocument::parse_v2(text));
     match result {
         Ok(r) => r,

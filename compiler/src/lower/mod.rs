@@ -70,7 +70,7 @@ use declare::AllNames;
 use read::{Cx, code_list, suggest};
 
 /// Top-level node names, in the order the book documents them.
-pub const TOP_LEVEL: &[&str] = &[
+pub(crate) const TOP_LEVEL: &[&str] = &[
     "repo",
     "image-updater",
     "site",
@@ -83,7 +83,7 @@ pub const TOP_LEVEL: &[&str] = &[
 ];
 
 /// Standard policies shipped in `stdlib/`, usable as `stdlib:NAME`.
-pub const STDLIB_POLICIES: &[&str] = &[
+pub(crate) const STDLIB_POLICIES: &[&str] = &[
     "deny-mutable-tags",
     "no-prerelease",
     "soak-time",
@@ -93,15 +93,15 @@ pub const STDLIB_POLICIES: &[&str] = &[
 ];
 
 /// Standard manifest templates, usable as `template "NAME"`.
-pub const STDLIB_TEMPLATES: &[&str] = &["web-service", "worker"];
+pub(crate) const STDLIB_TEMPLATES: &[&str] = &["web-service", "worker"];
 
 /// The Image Updater release an estate targets when it does not say.
-pub const DEFAULT_IMAGE_UPDATER: &str = "1.0.1";
+pub(crate) const DEFAULT_IMAGE_UPDATER: &str = "1.0.1";
 /// The `argocd-image-updater` chart that ships [`DEFAULT_IMAGE_UPDATER`].
-pub const DEFAULT_IMAGE_UPDATER_CHART: &str = "1.0.1";
+pub(crate) const DEFAULT_IMAGE_UPDATER_CHART: &str = "1.0.1";
 
 /// Argo CD sync options (`syncPolicy.syncOptions`) as of v3.5.
-pub const SYNC_OPTIONS: &[&str] = &[
+pub(crate) const SYNC_OPTIONS: &[&str] = &[
     "CreateNamespace",
     "PruneLast",
     "ServerSideApply",
@@ -118,7 +118,7 @@ pub const SYNC_OPTIONS: &[&str] = &[
 ];
 
 /// Application names keelson itself uses in every site's Argo CD namespace.
-pub const RESERVED_APP_NAMES: &[&str] = &["root", "argocd-image-updater"];
+pub(crate) const RESERVED_APP_NAMES: &[&str] = &["root", "argocd-image-updater"];
 
 /// Lowers every parsed file of `loaded` into one estate, pushing every problem
 /// found to `diags`. Returns `None` only when no file could be parsed at all.
@@ -133,7 +133,7 @@ pub const RESERVED_APP_NAMES: &[&str] = &["root", "argocd-image-updater"];
 ///   counting only the nodes that were declared (the first of two nodes with
 ///   one name wins; the second is reported and left out);
 /// - every reference in the estate is an id that resolves.
-pub fn lower(loaded: &Loaded, diags: &mut Diagnostics) -> Option<Estate> {
+pub(crate) fn lower(loaded: &Loaded, diags: &mut Diagnostics) -> Option<Estate> {
     let first_file = loaded.files.first()?.file;
     let mut l = Lowerer { diags };
     let decls = l.collect(loaded);

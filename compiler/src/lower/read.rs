@@ -7,13 +7,13 @@ use crate::diagnostic::{Code, Diagnostic, Diagnostics, FileId, Loc};
 use crate::model::Spanned;
 
 /// The lowering context for one file.
-pub struct Cx<'d> {
+pub(crate) struct Cx<'d> {
     pub file: FileId,
     pub diags: &'d mut Diagnostics,
 }
 
 /// `props` value for nodes whose properties are free-form (labels).
-pub const ANY_PROPS: &[&str] = &["*"];
+pub(crate) const ANY_PROPS: &[&str] = &["*"];
 
 /// What a node accepts. Children listed here are checked for unknown names.
 pub struct Shape<'a> {
@@ -28,11 +28,11 @@ impl Cx<'_> {
         Loc::new(self.file, span)
     }
 
-    pub fn node_loc(&self, node: &KdlNode) -> Loc {
+    pub(crate) fn node_loc(&self, node: &KdlNode) -> Loc {
         self.loc(node.span())
     }
 
-    pub fn name_loc(&self, node: &KdlNode) -> Loc {
+    pub(crate) fn name_loc(&self, node: &KdlNode) -> Loc {
         self.loc(node.name().span())
     }
 
@@ -51,7 +51,7 @@ impl Cx<'_> {
     }
 
     /// Checks a node's arguments, properties and children against its shape.
-    pub fn check_shape(&mut self, node: &KdlNode, what: &str, shape: &Shape<'_>) {
+    pub(crate) fn check_shape(&mut self, node: &KdlNode, what: &str, shape: &Shape<'_>) {
         let mut seen_props: Vec<&str> = Vec::new();
         let mut arg_count = 0;
         for entry in node.entries() {
@@ -161,7 +161,7 @@ impl Cx<'_> {
     }
 
     /// A required string argument; `what` names it in the error ("a site name").
-    pub fn req_arg_str(
+    pub(crate) fn req_arg_str(
         &mut self,
         node: &KdlNode,
         index: usize,
@@ -181,7 +181,7 @@ impl Cx<'_> {
     }
 
     /// Every argument, each of which must be a string; at least one.
-    pub fn req_args_str(
+    pub(crate) fn req_args_str(
         &mut self,
         node: &KdlNode,
         what: &str,
@@ -200,7 +200,7 @@ impl Cx<'_> {
             .collect()
     }
 
-    pub fn entry_str(&mut self, entry: &KdlEntry, what: &str) -> Option<Spanned<String>> {
+    pub(crate) fn entry_str(&mut self, entry: &KdlEntry, what: &str) -> Option<Spanned<String>> {
         let loc = self.loc(entry.span());
         match entry.value() {
             KdlValue::String(s) => Some(Spanned::new(s.clone(), loc)),
@@ -226,12 +226,12 @@ impl Cx<'_> {
             .find(|e| e.name().is_some_and(|n| n.value() == key))
     }
 
-    pub fn prop_str(&mut self, node: &KdlNode, key: &str) -> Option<Spanned<String>> {
+    pub(crate) fn prop_str(&mut self, node: &KdlNode, key: &str) -> Option<Spanned<String>> {
         let entry = self.prop(node, key)?;
         self.entry_str(entry, &format!("`{key}`"))
     }
 
-    pub fn req_prop_str(
+    pub(crate) fn req_prop_str(
         &mut self,
         node: &KdlNode,
         key: &str,
@@ -251,7 +251,7 @@ impl Cx<'_> {
         self.prop_str(node, key)
     }
 
-    pub fn prop_bool(&mut self, node: &KdlNode, key: &str) -> Option<Spanned<bool>> {
+    pub(crate) fn prop_bool(&mut self, node: &KdlNode, key: &str) -> Option<Spanned<bool>> {
         let entry = self.prop(node, key)?;
         let loc = self.loc(entry.span());
         match entry.value() {
@@ -280,12 +280,22 @@ impl Cx<'_> {
     }
 
     /// A non-negative integer property no larger than `max`.
-    pub fn prop_uint(&mut self, node: &KdlNode, key: &str, max: u64) -> Option<Spanned<u64>> {
+    pub(crate) fn prop_uint(
+        &mut self,
+        node: &KdlNode,
+        key: &str,
+        max: u64,
+    ) -> Option<Spanned<u64>> {
         let entry = self.prop(node, key)?;
         self.entry_uint(entry, &format!("`{key}`"), max)
     }
 
-    pub fn entry_uint(&mut self, entry: &KdlEntry, what: &str, max: u64) -> Option<Spanned<u64>> {
+    pub(crate) fn entry_uint(
+        &mut self,
+        entry: &KdlEntry,
+        what: &str,
+        max: u64,
+    ) -> Option<Spanned<u64>> {
         let loc = self.loc(entry.span());
         match entry.value() {
             KdlValue::Integer(i) if *i >= 0 && (*i as u128) <= max as u128 => {
@@ -326,7 +336,11 @@ impl Cx<'_> {
     }
 
     /// A child that may appear at most once.
-    pub fn single_child<'n>(&mut self, node: &'n KdlNode, name: &str) -> Option<&'n KdlNode> {
+    pub(crate) fn single_child<'n>(
+        &mut self,
+        node: &'n KdlNode,
+        name: &str,
+    ) -> Option<&'n KdlNode> {
         let mut found = node
             .children()
             .into_iter()
@@ -347,7 +361,7 @@ impl Cx<'_> {
     }
 }
 
-pub fn type_name(v: &KdlValue) -> &'static str {
+pub(crate) fn type_name(v: &KdlValue) -> &'static str {
     match v {
         KdlValue::String(_) => "a string",
         KdlValue::Integer(_) => "an integer",
@@ -368,7 +382,7 @@ fn plain(v: &KdlValue) -> String {
 }
 
 /// Names as a comma-separated list in backticks: `` `a`, `b` ``.
-pub fn code_list<T: std::fmt::Display>(items: impl IntoIterator<Item = T>) -> String {
+pub(crate) fn code_list<T: std::fmt::Display>(items: impl IntoIterator<Item = T>) -> String {
     items
         .into_iter()
         .map(|i| format!("`{i}`"))
@@ -377,7 +391,7 @@ pub fn code_list<T: std::fmt::Display>(items: impl IntoIterator<Item = T>) -> St
 }
 
 /// The closest candidate, if it is close enough to be a likely typo.
-pub fn suggest<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str> {
+pub(crate) fn suggest<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str> {
     let mut best: Option<(&'a str, f64)> = None;
     for &c in candidates {
         let score = strsim::normalized_damerau_levenshtein(&word.to_ascii_lowercase(), c);
@@ -395,7 +409,10 @@ pub fn suggest<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str> {
 }
 
 /// Like [`suggest`] over owned names.
-pub fn suggest_owned<'a>(word: &str, candidates: impl Iterator<Item = &'a str>) -> Option<&'a str> {
+pub(crate) fn suggest_owned<'a>(
+    word: &str,
+    candidates: impl Iterator<Item = &'a str>,
+) -> Option<&'a str> {
     let list: Vec<&'a str> = candidates.collect();
     suggest(word, &list)
 }
@@ -404,7 +421,7 @@ pub fn suggest_owned<'a>(word: &str, candidates: impl Iterator<Item = &'a str>) 
 ///
 /// A child with one argument is a scalar, with several a list, with properties
 /// or children an object.
-pub fn params_to_json(
+pub(crate) fn params_to_json(
     cx: &mut Cx<'_>,
     node: &KdlNode,
 ) -> serde_json::Map<String, serde_json::Value> {

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 pub const VERSION: i32 = 1;
 
 /// At most this many earlier images of a stage are kept and passed.
-pub const HISTORY: usize = 10;
+pub(crate) const HISTORY: usize = 10;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Context<'a> {
@@ -52,7 +52,7 @@ pub struct FilterInput<'a> {
 }
 
 #[derive(Debug, Clone, Serialize)]
-pub struct Upstream<'a> {
+pub(crate) struct Upstream<'a> {
     pub stage: &'a str,
     pub tag: Option<&'a str>,
     pub digest: Option<&'a str>,
@@ -61,7 +61,7 @@ pub struct Upstream<'a> {
 }
 
 #[derive(Debug, Clone, Serialize)]
-pub struct PromoteInput<'a> {
+pub(crate) struct PromoteInput<'a> {
     pub abi: i32,
     pub entry: &'static str,
     pub context: Context<'a>,
@@ -94,14 +94,14 @@ pub struct Verdicts {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum PromoteDecision {
+pub(crate) enum PromoteDecision {
     Promote,
     Hold,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Promotion {
+pub(crate) struct Promotion {
     pub decision: PromoteDecision,
     pub reason: String,
 }
@@ -109,7 +109,7 @@ pub struct Promotion {
 /// `{"error": "…"}`: the policy could not judge its input.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct PolicyError {
+pub(crate) struct PolicyError {
     pub error: String,
 }
 
@@ -121,13 +121,13 @@ pub fn time(t: jiff::Timestamp) -> String {
 }
 
 /// Reads a time keelson wrote (or any RFC 3339 time).
-pub fn parse_time(s: &str) -> Option<jiff::Timestamp> {
+pub(crate) fn parse_time(s: &str) -> Option<jiff::Timestamp> {
     s.parse().ok()
 }
 
 /// Why a call gave no usable answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Failure {
+pub(crate) enum Failure {
     /// The policy answered `{"error": …}`: it could not judge its input
     /// (most often, its `params`).
     Reported(String),
@@ -137,7 +137,7 @@ pub enum Failure {
 }
 
 /// Reads an entry point's output: `{"error": …}`, or `T`, strictly.
-pub fn parse_output<T: serde::de::DeserializeOwned>(
+pub(crate) fn parse_output<T: serde::de::DeserializeOwned>(
     output: &str,
     entry: &str,
 ) -> Result<T, Failure> {
@@ -157,7 +157,7 @@ pub fn parse_output<T: serde::de::DeserializeOwned>(
 
 /// Reads a `filter` answer for `candidates`: the denied tags, with their
 /// reasons. Every candidate needs exactly one verdict, and a denial a reason.
-pub fn read_verdicts<'a>(
+pub(crate) fn read_verdicts<'a>(
     output: &str,
     candidates: impl Iterator<Item = &'a str>,
 ) -> Result<std::collections::BTreeMap<String, String>, Failure> {
@@ -207,7 +207,7 @@ pub fn read_verdicts<'a>(
 }
 
 /// Reads a `promote` answer; its reason must not be empty.
-pub fn read_promotion(output: &str) -> Result<Promotion, Failure> {
+pub(crate) fn read_promotion(output: &str) -> Result<Promotion, Failure> {
     let p: Promotion = parse_output(output, "promote")?;
     if p.reason.trim().is_empty() {
         return Err(Failure::Broken("its decision has no reason".into()));

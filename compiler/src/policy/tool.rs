@@ -8,7 +8,7 @@ use crate::error::Error;
 use super::{Host, Limits, abi};
 
 /// The pin of a module file: `blake3:<hex>`.
-pub fn hash_file(path: &Path) -> Result<String, Error> {
+pub(crate) fn hash_file(path: &Path) -> Result<String, Error> {
     let bytes = std::fs::read(path).map_err(|e| Error::io("reading", path, e))?;
     Ok(format!("blake3:{}", crate::lock::hash(&bytes)))
 }
@@ -157,7 +157,7 @@ const TEMPLATE: &[(&str, &str)] = &[
 
 /// Writes a new policy crate named `name` into `dir/name`, with the SDK
 /// vendored so it builds as is. Returns the files written.
-pub fn scaffold(dir: &Path, name: &str) -> Result<(PathBuf, Vec<PathBuf>), Error> {
+pub(crate) fn scaffold(dir: &Path, name: &str) -> Result<(PathBuf, Vec<PathBuf>), Error> {
     let valid = !name.is_empty()
         && name.len() <= 63
         && name
