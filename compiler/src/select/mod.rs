@@ -1,28 +1,30 @@
 //! Stage 5: decide the image every app stage runs.
 //!
-//! In order of precedence, for each image of each deployment:
-//! 1. a `pin` in the estate (`pinned`) — overrides rules 3 and 4, and
-//!    rule 2 except for an `.argocd-source-<app>.yaml` file, which Argo CD
-//!    applies over anything keelson writes;
+//! In order of precedence, for each image of each deployment (each rule
+//! with the function that implements it):
+//! 1. a `pin` in the estate — `pinned`. It beats rules 3 and 4, and rule 2
+//!    unless the write-back is an `.argocd-source-<app>.yaml` file, which
+//!    Argo CD applies over whatever keelson writes;
 //! 2. for a stage Image Updater updates by git: the image it wrote back into
-//!    the tree, unless the strategy's own choice is strictly newer — keelson
-//!    never moves such a stage backwards (`write_back::keep_write_back`,
-//!    applied to what the other rules decided);
-//! 3. for a stage that promotes: the upstream stage's image, once its gates
-//!    pass (`promote::promote`: the gates in `run_gates`; while they hold,
-//!    `hold_or_wait` keeps what the stage ran, or — for a stage that never
-//!    ran the app — makes it wait for its first rollout, which
-//!    `waiting::hold_waiting` turns into a stage without an Application);
-//! 4. for a stage that takes images from the registry: the strategy over the
-//!    tag data after the filter policies (`--offline`: the lock)
-//!    (`registry::from_registry`).
+//!    the tree, unless the strategy's own choice is strictly newer, so
+//!    keelson never moves such a stage backwards —
+//!    `write_back::keep_write_back`, run on what the other rules decided;
+//! 3. for a stage that promotes: the upstream stage's image once its gates
+//!    pass — `promote::promote`. `run_gates` asks the gates; while they
+//!    hold, `hold_or_wait` keeps what the stage ran, or, for a stage that
+//!    never ran the app, makes it wait for its first rollout
+//!    (`waiting::hold_waiting` then leaves it without an Application);
+//! 4. for a stage that takes images from the registry: the strategy's
+//!    choice over the tag data after the image filters and the filter
+//!    policies, or with `--offline` the lock — `registry::from_registry`
+//!    (`choose_from_tags`, `apply_filter_policies`, `replay_lock`).
 //!
-//! Shared steps: `decide_image` applies rules 1, 3 and 4 in order;
-//! `since_and_history` dates each decision against the lock; `call.rs`
-//! runs the filter and gate policies and keeps their logs in the
-//! `PolicyTrace`.
+//! Shared steps: `decide_app` walks one app's stages upstream first, so a
+//! promotion sees its source's answer; `decide_image` tries rules 1, 3 and 4
+//! in order; `since_and_history` dates each decision against the lock and
+//! extends its history; `call.rs` runs the filter and gate policies, whose
+//! verdicts and logs go in the decision's `PolicyTrace`.
 //!
-//! Stages are visited upstream first, so a promotion sees its source's answer.
 //! Pure: tag data and the previous tree come from `discover`.
 
 mod call;
@@ -206,6 +208,7 @@ struct Slot<'a> {
     current: Option<&'a Current<'a>>,
     /// Whether keelson ever deployed this app to this stage.
     stage_known: bool,
+    /// `strategy::empty_constraint_checks`, worked out once per app.
     empty_constraint_checks: bool,
     /// "image `x` of app `y` in stage `z`", for diagnostics.
     what: String,
