@@ -79,128 +79,151 @@ pub struct EstateGraph {
     pub has_cycles: bool,
 }
 
-/// Builds the graph and reports cycles.
+/// Builds the graph of `estate` and reports every cycle in `diags` (once
+/// each, with its whole path). Pure and deterministic: node and edge
+/// indices follow declaration order. Never panics on an estate `lower`
+/// built (its ids all point into its vectors). With cycles, `has_cycles` is
+/// set and the orders still hold every app and stage.
 pub fn build(estate: &Estate, diags: &mut Diagnostics) -> EstateGraph {
     let mut graph = DiGraph::new();
-    let sites: Vec<NodeIndex> = (0..estate.sites.len())
-        .map(|i| graph.add_node(NodeKind::Site(SiteId(i as u32))))
-        .collect();
-    let clusters: Vec<NodeIndex> = (0..estate.clusters.len())
-        .map(|i| graph.add_node(NodeKind::Cluster(ClusterId(i as u32))))
-        .collect();
-    let registries: Vec<NodeIndex> = (0..estate.registries.len())
-        .map(|i| graph.add_node(NodeKind::Registry(RegistryId(i as u32))))
-        .collect();
-    let policies: Vec<NodeIndex> = (0..estate.policies.len())
-        .map(|i| graph.add_node(NodeKind::Policy(PolicyId(i as u32))))
-        .collect();
-    let stages: Vec<NodeIndex> = (0..estate.stages.len())
-        .map(|i| graph.add_node(NodeKind::Stage(StageId(i as u32))))
-        .collect();
-    let apps: Vec<NodeIndex> = (0..estate.apps.len())
-        .map(|i| graph.add_node(NodeKind::App(AppId(i as u32))))
-        .collect();
-
-    for (i, c) in estate.clusters.iter().enumerate() {
-        graph.add_edge(
-            clusters[i],
-            sites[c.site.index()],
-            Edge {
-                kind: EdgeKind::BelongsTo,
-                loc: c.loc,
-            },
-        );
+    let nodes = Nodes::add(estate, &mut graph);
+    // Edges in a fixed order (clusters, stages, apps): DOT and JSON list
+    // them by index.
+    add_cluster_edges(estate, &nodes, &mut graph);
+    add_stage_edges(estate, &nodes, &mut graph);
+    add_app_edges(estate, &nodes, &mut graph);
+    let has_cycles = report_estate_cycles(estate, &graph, diags);
+    let (app_order, waves) = order_apps(estate, &graph, &nodes.apps);
+    let stage_order = order_stages(estate, &graph, &nodes.stages);
+    EstateGraph {
+        graph,
+        app_order,
+        waves,
+        stage_order,
+        has_cycles,
     }
-    for (i, s) in estate.stages.iter().enumerate() {
-        match &s.source {
-            StageSource::Promotion { from, gates } => {
-                graph.add_edge(
-                    stages[i],
-                    stages[from.value.index()],
-                    Edge {
-                        kind: EdgeKind::PromotesFrom,
-                        loc: from.loc,
-                    },
-                );
-                for g in gates {
-                    graph.add_edge(
-                        stages[i],
-                        policies[g.value.index()],
-                        Edge {
-                            kind: EdgeKind::Uses,
-                            loc: g.loc,
-                        },
-                    );
-                }
-            }
-            StageSource::Registry { filters } => {
-                for f in filters {
-                    graph.add_edge(
-                        stages[i],
-                        policies[f.value.index()],
-                        Edge {
-                            kind: EdgeKind::Uses,
-                            loc: f.loc,
-                        },
-                    );
-                }
-            }
+}
+
+/// The node of every entity, by id index.
+struct Nodes {
+    sites: Vec<NodeIndex>,
+    clusters: Vec<NodeIndex>,
+    registries: Vec<NodeIndex>,
+    policies: Vec<NodeIndex>,
+    stages: Vec<NodeIndex>,
+    apps: Vec<NodeIndex>,
+}
+
+impl Nodes {
+    /// Adds one node per entity, kind by kind, each in declaration order.
+    fn add(estate: &Estate, graph: &mut DiGraph<NodeKind, Edge>) -> Nodes {
+        let mut add = |n: usize, kind: fn(u32) -> NodeKind| -> Vec<NodeIndex> {
+            (0..n).map(|i| graph.add_node(kind(i as u32))).collect()
+        };
+        Nodes {
+            sites: add(estate.sites.len(), |i| NodeKind::Site(SiteId(i))),
+            clusters: add(estate.clusters.len(), |i| NodeKind::Cluster(ClusterId(i))),
+            registries: add(estate.registries.len(), |i| {
+                NodeKind::Registry(RegistryId(i))
+            }),
+            policies: add(estate.policies.len(), |i| NodeKind::Policy(PolicyId(i))),
+            stages: add(estate.stages.len(), |i| NodeKind::Stage(StageId(i))),
+            apps: add(estate.apps.len(), |i| NodeKind::App(AppId(i))),
         }
     }
+}
+
+fn edge(kind: EdgeKind, loc: Loc) -> Edge {
+    Edge { kind, loc }
+}
+
+/// Cluster → its site.
+fn add_cluster_edges(estate: &Estate, nodes: &Nodes, graph: &mut DiGraph<NodeKind, Edge>) {
+    for (i, c) in estate.clusters.iter().enumerate() {
+        graph.add_edge(
+            nodes.clusters[i],
+            nodes.sites[c.site.index()],
+            edge(EdgeKind::BelongsTo, c.loc),
+        );
+    }
+}
+
+/// Stage → the stage it promotes from, then the policies it runs (gates or
+/// filters).
+fn add_stage_edges(estate: &Estate, nodes: &Nodes, graph: &mut DiGraph<NodeKind, Edge>) {
+    for (i, s) in estate.stages.iter().enumerate() {
+        let me = nodes.stages[i];
+        let policies = match &s.source {
+            StageSource::Promotion { from, gates } => {
+                graph.add_edge(
+                    me,
+                    nodes.stages[from.value.index()],
+                    edge(EdgeKind::PromotesFrom, from.loc),
+                );
+                gates
+            }
+            StageSource::Registry { filters } => filters,
+        };
+        for p in policies {
+            graph.add_edge(
+                me,
+                nodes.policies[p.value.index()],
+                edge(EdgeKind::Uses, p.loc),
+            );
+        }
+    }
+}
+
+/// App → the apps it depends on, the clusters and stages it is deployed
+/// to, and per image the registry and filter policies.
+fn add_app_edges(estate: &Estate, nodes: &Nodes, graph: &mut DiGraph<NodeKind, Edge>) {
     for (i, app) in estate.apps.iter().enumerate() {
-        let me = apps[i];
+        let me = nodes.apps[i];
         for dep in &app.depends_on {
             graph.add_edge(
                 me,
-                apps[dep.value.index()],
-                Edge {
-                    kind: EdgeKind::DependsOn,
-                    loc: dep.loc,
-                },
+                nodes.apps[dep.value.index()],
+                edge(EdgeKind::DependsOn, dep.loc),
             );
         }
         for d in &app.deployments {
             graph.add_edge(
                 me,
-                clusters[d.cluster.value.index()],
-                Edge {
-                    kind: EdgeKind::DeploysTo,
-                    loc: d.cluster.loc,
-                },
+                nodes.clusters[d.cluster.value.index()],
+                edge(EdgeKind::DeploysTo, d.cluster.loc),
             );
             graph.add_edge(
                 me,
-                stages[d.stage.value.index()],
-                Edge {
-                    kind: EdgeKind::DeployedIn,
-                    loc: d.stage.loc,
-                },
+                nodes.stages[d.stage.value.index()],
+                edge(EdgeKind::DeployedIn, d.stage.loc),
             );
         }
         for image in &app.images {
             if let Some(r) = image.registry {
                 graph.add_edge(
                     me,
-                    registries[r.index()],
-                    Edge {
-                        kind: EdgeKind::PullsFrom,
-                        loc: image.repository.loc,
-                    },
+                    nodes.registries[r.index()],
+                    edge(EdgeKind::PullsFrom, image.repository.loc),
                 );
             }
             for f in &image.filters {
                 graph.add_edge(
                     me,
-                    policies[f.value.index()],
-                    Edge {
-                        kind: EdgeKind::Uses,
-                        loc: f.loc,
-                    },
+                    nodes.policies[f.value.index()],
+                    edge(EdgeKind::Uses, f.loc),
                 );
             }
         }
     }
+}
 
+/// Reports the app dependency cycles, then the stage promotion cycles.
+/// Returns whether there were any.
+fn report_estate_cycles(
+    estate: &Estate,
+    graph: &DiGraph<NodeKind, Edge>,
+    diags: &mut Diagnostics,
+) -> bool {
     let name_of = |k: NodeKind| -> String {
         match k {
             NodeKind::App(a) => estate.app(a).name.value.clone(),
@@ -209,7 +232,7 @@ pub fn build(estate: &Estate, diags: &mut Diagnostics) -> EstateGraph {
         }
     };
     let app_cycles = report_cycles(
-        &graph,
+        graph,
         EdgeKind::DependsOn,
         diags,
         &name_of,
@@ -217,7 +240,7 @@ pub fn build(estate: &Estate, diags: &mut Diagnostics) -> EstateGraph {
         |path| format!("remove one of these `depends-on`: Argo CD cannot order {path}"),
     );
     let stage_cycles = report_cycles(
-        &graph,
+        graph,
         EdgeKind::PromotesFrom,
         diags,
         &name_of,
@@ -226,16 +249,7 @@ pub fn build(estate: &Estate, diags: &mut Diagnostics) -> EstateGraph {
             "a promotion chain must start at a stage that takes images from the registry; remove one `promote-from`".to_string()
         },
     );
-
-    let (app_order, waves) = order_apps(estate, &graph, &apps);
-    let stage_order = order_stages(estate, &graph, &stages);
-    EstateGraph {
-        graph,
-        app_order,
-        waves,
-        stage_order,
-        has_cycles: app_cycles || stage_cycles,
-    }
+    app_cycles || stage_cycles
 }
 
 /// Finds every cycle among edges of one kind (one per strongly connected

@@ -149,35 +149,56 @@ fn git_failed(what: &str, stderr: &[u8], help: &str) -> Error {
 /// Writes the blobs under `path` in `rev` into `dest`. Returns false when
 /// `rev` has no such directory (the tree is new).
 fn checkout(repo: &Path, rev: &str, path: &str, dest: &Path) -> Result<bool, Error> {
-    let spawn_error = |e: std::io::Error| {
-        Error::refused(
-            format!("cannot run git: {e}"),
-            "install git, or compare with a directory: `--against DIR`",
-        )
+    let commit = resolve_commit(repo, rev)?;
+    let Some(tree) = directory_in(repo, &commit, rev, path)? else {
+        return Ok(false);
     };
+    let blobs = list_blobs(repo, &tree)?;
+    std::fs::create_dir_all(dest).map_err(|e| Error::io("creating", dest, e))?;
+    if !blobs.is_empty() {
+        write_blobs(repo, &blobs, dest)?;
+    }
+    Ok(true)
+}
+
+fn spawn_error(e: std::io::Error) -> Error {
+    Error::refused(
+        format!("cannot run git: {e}"),
+        "install git, or compare with a directory: `--against DIR`",
+    )
+}
+
+/// The commit `rev` names. Refuses when `repo` is no repository, or `rev`
+/// no commit in it.
+fn resolve_commit(repo: &Path, rev: &str) -> Result<String, Error> {
     let commit = git(repo)
         .args(["rev-parse", "--verify", "--quiet", "--end-of-options"])
         .arg(format!("{rev}^{{commit}}"))
         .output()
         .map_err(spawn_error)?;
-    if !commit.status.success() {
-        let inside = git(repo)
-            .args(["rev-parse", "--git-dir"])
-            .output()
-            .map_err(spawn_error)?;
-        if !inside.status.success() {
-            return Err(git_failed(
-                &format!("open a repository in `{}`", repo.display()),
-                &inside.stderr,
-                "run keelson diff inside the git repository, or compare with a directory: `--against DIR`",
-            ));
-        }
-        return Err(Error::refused(
-            format!("`{rev}` is not a commit in the repository"),
-            "name a branch, tag or commit, e.g. `--against-git origin/main:gitops` (fetch it first in CI)",
+    if commit.status.success() {
+        return Ok(String::from_utf8_lossy(&commit.stdout).trim().to_string());
+    }
+    let inside = git(repo)
+        .args(["rev-parse", "--git-dir"])
+        .output()
+        .map_err(spawn_error)?;
+    if !inside.status.success() {
+        return Err(git_failed(
+            &format!("open a repository in `{}`", repo.display()),
+            &inside.stderr,
+            "run keelson diff inside the git repository, or compare with a directory: `--against DIR`",
         ));
     }
-    let commit = String::from_utf8_lossy(&commit.stdout).trim().to_string();
+    Err(Error::refused(
+        format!("`{rev}` is not a commit in the repository"),
+        "name a branch, tag or commit, e.g. `--against-git origin/main:gitops` (fetch it first in CI)",
+    ))
+}
+
+/// The tree object of `path` in `commit` (`""`: the whole commit), as git
+/// names it; `None` when the commit has nothing there. Refuses a file.
+fn directory_in(repo: &Path, commit: &str, rev: &str, path: &str) -> Result<Option<String>, Error> {
     let tree = if path.is_empty() {
         format!("{commit}^{{tree}}")
     } else {
@@ -188,7 +209,7 @@ fn checkout(repo: &Path, rev: &str, path: &str, dest: &Path) -> Result<bool, Err
         .output()
         .map_err(spawn_error)?;
     if !kind.status.success() {
-        return Ok(false);
+        return Ok(None);
     }
     if String::from_utf8_lossy(&kind.stdout).trim() != "tree" {
         return Err(Error::refused(
@@ -196,8 +217,13 @@ fn checkout(repo: &Path, rev: &str, path: &str, dest: &Path) -> Result<bool, Err
             "name the directory of the generated tree after the colon, e.g. `main:gitops`",
         ));
     }
+    Ok(Some(tree))
+}
+
+/// The blobs under `tree`, as (object, path), in git's order.
+fn list_blobs(repo: &Path, tree: &str) -> Result<Vec<(String, String)>, Error> {
     let listed = git(repo)
-        .args(["ls-tree", "-r", "-z", "--full-tree", &tree])
+        .args(["ls-tree", "-r", "-z", "--full-tree", tree])
         .output()
         .map_err(spawn_error)?;
     if !listed.status.success() {
@@ -207,10 +233,15 @@ fn checkout(repo: &Path, rev: &str, path: &str, dest: &Path) -> Result<bool, Err
             "check the revision and the path",
         ));
     }
-    // `<mode> <type> <object>\t<path>`, NUL-terminated. Only blobs: a
-    // submodule (a commit) is not part of the tree keelson generates.
+    Ok(parse_ls_tree(&listed.stdout))
+}
+
+/// `<mode> <type> <object>\t<path>`, NUL-terminated. Only blobs: a
+/// submodule (a commit) is not part of the tree keelson generates, and a
+/// symlink or a path that would leave the directory is skipped.
+fn parse_ls_tree(stdout: &[u8]) -> Vec<(String, String)> {
     let mut blobs: Vec<(String, String)> = Vec::new();
-    for entry in listed.stdout.split(|&b| b == 0).filter(|e| !e.is_empty()) {
+    for entry in stdout.split(|&b| b == 0).filter(|e| !e.is_empty()) {
         let entry = String::from_utf8_lossy(entry);
         let Some((meta, file)) = entry.split_once('\t') else {
             continue;
@@ -226,12 +257,13 @@ fn checkout(repo: &Path, rev: &str, path: &str, dest: &Path) -> Result<bool, Err
         }
         blobs.push((object.to_string(), file.to_string()));
     }
-    std::fs::create_dir_all(dest).map_err(|e| Error::io("creating", dest, e))?;
-    if blobs.is_empty() {
-        return Ok(true);
-    }
-    // One `git cat-file --batch` for every blob: the ids go in on a thread,
-    // the contents come out in the same order.
+    blobs
+}
+
+/// Writes every blob to its path under `dest`, through one `git cat-file
+/// --batch`: the ids go in on a thread, the contents come out in the same
+/// order.
+fn write_blobs(repo: &Path, blobs: &[(String, String)], dest: &Path) -> Result<(), Error> {
     let mut child = git(repo)
         .args(["cat-file", "--batch"])
         .stdin(Stdio::piped())
@@ -250,30 +282,8 @@ fn checkout(repo: &Path, rev: &str, path: &str, dest: &Path) -> Result<bool, Err
     });
     let mut stdout = BufReader::new(child.stdout.take().expect("piped stdout"));
     let mut header = String::new();
-    let broken = |what: String| Error::refused(what, "check the repository with `git fsck`");
-    for (object, file) in &blobs {
-        header.clear();
-        stdout
-            .read_line(&mut header)
-            .map_err(|e| Error::io("reading from git", Path::new(file), e))?;
-        // `<object> blob <size>`
-        let size: usize = header
-            .trim_end()
-            .rsplit(' ')
-            .next()
-            .and_then(|s| s.parse().ok())
-            .ok_or_else(|| broken(format!("git answered `{}` for `{file}`", header.trim_end())))?;
-        if !header.starts_with(object.as_str()) {
-            return Err(broken(format!(
-                "git answered `{}` for `{file}`",
-                header.trim_end()
-            )));
-        }
-        let mut bytes = vec![0; size + 1];
-        stdout
-            .read_exact(&mut bytes)
-            .map_err(|e| Error::io("reading from git", Path::new(file), e))?;
-        bytes.pop(); // the newline after the contents
+    for (object, file) in blobs {
+        let bytes = read_blob(&mut stdout, &mut header, object, file)?;
         let target = dest.join(file);
         if let Some(parent) = target.parent() {
             std::fs::create_dir_all(parent).map_err(|e| Error::io("creating", parent, e))?;
@@ -295,7 +305,40 @@ fn checkout(repo: &Path, rev: &str, path: &str, dest: &Path) -> Result<bool, Err
             "check the repository with `git fsck`",
         ));
     }
-    Ok(true)
+    Ok(())
+}
+
+/// Reads one `<object> blob <size>` header and the contents after it;
+/// refuses an answer for another object.
+fn read_blob(
+    stdout: &mut impl BufRead,
+    header: &mut String,
+    object: &str,
+    file: &str,
+) -> Result<Vec<u8>, Error> {
+    let broken = |what: String| Error::refused(what, "check the repository with `git fsck`");
+    header.clear();
+    stdout
+        .read_line(header)
+        .map_err(|e| Error::io("reading from git", Path::new(file), e))?;
+    let size: usize = header
+        .trim_end()
+        .rsplit(' ')
+        .next()
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| broken(format!("git answered `{}` for `{file}`", header.trim_end())))?;
+    if !header.starts_with(object) {
+        return Err(broken(format!(
+            "git answered `{}` for `{file}`",
+            header.trim_end()
+        )));
+    }
+    let mut bytes = vec![0; size + 1];
+    stdout
+        .read_exact(&mut bytes)
+        .map_err(|e| Error::io("reading from git", Path::new(file), e))?;
+    bytes.pop(); // the newline after the contents
+    Ok(bytes)
 }
 
 #[cfg(test)]

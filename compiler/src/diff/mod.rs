@@ -548,6 +548,21 @@ fn prune_risks<'a>(
     old: &OldTree,
     files: impl Iterator<Item = &'a FileDiff>,
 ) -> Result<Vec<PruneRisk>, Error> {
+    let removed = removed_applications(files);
+    if removed.is_empty() {
+        return Ok(Vec::new());
+    }
+    let parents = apps_of_apps(old, &removed)?;
+    removed
+        .into_iter()
+        .map(|(path, id)| prune_risk(old, path, &id, &parents))
+        .collect()
+}
+
+/// The Applications the diff removes, with their files, in diff order.
+fn removed_applications<'a>(
+    files: impl Iterator<Item = &'a FileDiff>,
+) -> Vec<(String, ResourceId)> {
     let mut removed = Vec::new();
     for f in files {
         for r in &f.resources {
@@ -556,30 +571,26 @@ fn prune_risks<'a>(
             }
         }
     }
-    if removed.is_empty() {
-        return Ok(Vec::new());
-    }
-    // The App of Apps that manage them: Applications in the old tree whose
-    // source directory holds the removed one's file. Only looked for when
-    // something is removed; a text test (`path: <an ancestor directory>`)
-    // picks the few files worth parsing.
-    let mut ancestors: BTreeSet<String> = BTreeSet::new();
-    for (path, _) in &removed {
-        let mut dir = path.as_str();
-        while let Some((parent, _)) = dir.rsplit_once('/') {
-            ancestors.insert(regex::escape(parent));
-            dir = parent;
-        }
-    }
-    let alternatives: Vec<String> = ancestors.into_iter().collect();
-    let candidate = regex::bytes::RegexBuilder::new(&format!(
-        r"path: ['\x22]?/?(?:{})/?['\x22]?\s*$",
-        alternatives.join("|")
-    ))
-    .multi_line(true)
-    .build()
-    .ok();
-    let mut parents: Vec<(String, String, bool, bool)> = Vec::new(); // name, path, recurse, prunes
+    removed
+}
+
+/// An Application in the old tree that manages the Applications in its
+/// source directory (an App of Apps, perhaps).
+struct Parent {
+    name: String,
+    /// Its source directory in the tree (`""`: the root).
+    dir: String,
+    recurse: bool,
+    prunes: bool,
+}
+
+/// The Applications of the old tree that could manage a removed one: those
+/// whose source directory holds its file. Only looked for when something is
+/// removed; a text test (`path: <an ancestor directory>`) picks the few
+/// files worth parsing.
+fn apps_of_apps(old: &OldTree, removed: &[(String, ResourceId)]) -> Result<Vec<Parent>, Error> {
+    let candidate = ancestor_path_pattern(removed);
+    let mut parents = Vec::new();
     for path in old.files() {
         if !(path.ends_with(".yaml") || path.ends_with(".yml")) {
             continue;
@@ -594,107 +605,165 @@ fn prune_risks<'a>(
             continue;
         }
         for doc in resource::documents(&bytes).unwrap_or_default() {
-            if !ResourceId::of_value(&doc).is_application() {
-                continue;
-            }
-            let spec = doc.get("spec");
-            let source = spec.and_then(|s| s.get("source"));
-            let Some(dir) = source.and_then(|s| s.get("path")).and_then(|p| p.as_str()) else {
-                continue;
-            };
-            let recurse = source
-                .and_then(|s| s.get("directory"))
-                .and_then(|d| d.get("recurse"))
-                .and_then(|r| r.as_bool())
-                .unwrap_or(false);
-            let prunes = spec
-                .and_then(|s| s.get("syncPolicy"))
-                .and_then(|p| p.get("automated"))
-                .and_then(|a| a.get("prune"))
-                .and_then(|p| p.as_bool())
-                .unwrap_or(false);
-            let Some(dir) = source_dir(dir) else {
-                continue;
-            };
-            let name = ResourceId::of_value(&doc).name.unwrap_or_default();
-            parents.push((name, dir, recurse, prunes));
+            parents.extend(parent_of(&doc));
         }
     }
-    let mut out = Vec::new();
-    for (path, id) in removed {
-        let bytes = old.read(&path)?.unwrap_or_default();
-        let doc = resource::documents(&bytes)
-            .unwrap_or_default()
-            .into_iter()
-            .find(|d| ResourceId::of_value(d) == id);
-        let spec = doc.as_ref().and_then(|d| d.get("spec"));
-        let dest = spec.and_then(|s| s.get("destination"));
-        let text = |v: Option<&serde_yaml::Value>, k: &str| {
-            v.and_then(|v| v.get(k))
-                .and_then(|v| v.as_str())
-                .map(str::to_string)
-        };
-        let destination = format!(
-            "{} namespace {}",
-            text(dest, "server")
-                .or_else(|| text(dest, "name"))
-                .unwrap_or_else(|| "(no cluster)".into()),
-            text(dest, "namespace").unwrap_or_else(|| "(none)".into())
-        );
-        let finalizer = doc
-            .as_ref()
-            .and_then(|d| d.get("metadata"))
-            .and_then(|m| m.get("finalizers"))
-            .and_then(|f| f.as_sequence())
-            .is_some_and(|f| {
-                f.iter().any(|x| {
-                    x.as_str()
-                        .is_some_and(|s| s.starts_with("resources-finalizer.argocd.argoproj.io"))
-                })
-            });
-        let file_dir = path.rsplit_once('/').map(|(d, _)| d).unwrap_or("");
-        let parent = parents.iter().find(|(name, dir, recurse, _)| {
-            Some(name) != id.name.as_ref()
-                && (file_dir == dir
-                    || (*recurse && (dir.is_empty() || file_dir.starts_with(&format!("{dir}/")))))
-        });
-        let name = id.name.clone().unwrap_or_default();
-        let message = match (parent, finalizer) {
-            (Some((p, _, _, true)), true) => format!(
-                "the App of Apps `{p}` prunes, so Argo CD deletes `{name}`, and its resources finalizer deletes every live resource it manages in {destination}"
-            ),
-            (Some((p, _, _, true)), false) => format!(
-                "the App of Apps `{p}` prunes, so Argo CD deletes `{name}`; it has no resources finalizer, so its live resources in {destination} stay, unmanaged"
-            ),
-            (Some((p, _, _, false)), _) => format!(
-                "the App of Apps `{p}` does not prune: Argo CD reports `{name}` out of sync and leaves it running until someone deletes it{}",
-                if finalizer {
-                    " (then its resources finalizer deletes everything it manages)"
-                } else {
-                    ""
-                }
-            ),
-            (None, _) => format!(
-                "no App of Apps in the tree manages `{name}`: it keeps running until someone deletes it{}",
-                if finalizer {
-                    " (then its resources finalizer deletes everything it manages)"
-                } else {
-                    ""
-                }
-            ),
-        };
-        out.push(PruneRisk {
-            path,
-            name,
-            namespace: id.namespace.clone(),
-            destination,
-            finalizer,
-            parent: parent.map(|p| p.0.clone()),
-            parent_prunes: parent.is_some_and(|p| p.3),
-            message,
-        });
+    Ok(parents)
+}
+
+/// A regex for `path: <dir>` lines naming a directory above any removed
+/// file; `None` when there is no such directory (or the regex would not
+/// build), and every file is parsed.
+fn ancestor_path_pattern(removed: &[(String, ResourceId)]) -> Option<regex::bytes::Regex> {
+    let mut ancestors: BTreeSet<String> = BTreeSet::new();
+    for (path, _) in removed {
+        let mut dir = path.as_str();
+        while let Some((parent, _)) = dir.rsplit_once('/') {
+            ancestors.insert(regex::escape(parent));
+            dir = parent;
+        }
     }
-    Ok(out)
+    let alternatives: Vec<String> = ancestors.into_iter().collect();
+    regex::bytes::RegexBuilder::new(&format!(
+        r"path: ['\x22]?/?(?:{})/?['\x22]?\s*$",
+        alternatives.join("|")
+    ))
+    .multi_line(true)
+    .build()
+    .ok()
+}
+
+/// A document as a possible parent: an Application with a source path.
+fn parent_of(doc: &serde_yaml::Value) -> Option<Parent> {
+    if !ResourceId::of_value(doc).is_application() {
+        return None;
+    }
+    let spec = doc.get("spec");
+    let source = spec.and_then(|s| s.get("source"));
+    let dir = source
+        .and_then(|s| s.get("path"))
+        .and_then(|p| p.as_str())?;
+    let recurse = source
+        .and_then(|s| s.get("directory"))
+        .and_then(|d| d.get("recurse"))
+        .and_then(|r| r.as_bool())
+        .unwrap_or(false);
+    let prunes = spec
+        .and_then(|s| s.get("syncPolicy"))
+        .and_then(|p| p.get("automated"))
+        .and_then(|a| a.get("prune"))
+        .and_then(|p| p.as_bool())
+        .unwrap_or(false);
+    let dir = source_dir(dir)?;
+    Some(Parent {
+        name: ResourceId::of_value(doc).name.unwrap_or_default(),
+        dir,
+        recurse,
+        prunes,
+    })
+}
+
+/// What removing the Application `id` (from the old tree's `path`) does:
+/// its destination, its finalizer, the first parent that manages it.
+fn prune_risk(
+    old: &OldTree,
+    path: String,
+    id: &ResourceId,
+    parents: &[Parent],
+) -> Result<PruneRisk, Error> {
+    let bytes = old.read(&path)?.unwrap_or_default();
+    let doc = resource::documents(&bytes)
+        .unwrap_or_default()
+        .into_iter()
+        .find(|d| ResourceId::of_value(d) == *id);
+    let destination = destination(doc.as_ref());
+    let finalizer = has_resources_finalizer(doc.as_ref());
+    let file_dir = path.rsplit_once('/').map(|(d, _)| d).unwrap_or("");
+    let parent = parents.iter().find(|p| {
+        Some(&p.name) != id.name.as_ref()
+            && (file_dir == p.dir
+                || (p.recurse
+                    && (p.dir.is_empty() || file_dir.starts_with(&format!("{}/", p.dir)))))
+    });
+    let name = id.name.clone().unwrap_or_default();
+    let message = prune_message(parent, finalizer, &name, &destination);
+    Ok(PruneRisk {
+        path,
+        name,
+        namespace: id.namespace.clone(),
+        destination,
+        finalizer,
+        parent: parent.map(|p| p.name.clone()),
+        parent_prunes: parent.is_some_and(|p| p.prunes),
+        message,
+    })
+}
+
+/// An Application's destination as `<server or name> namespace <ns>`.
+fn destination(doc: Option<&serde_yaml::Value>) -> String {
+    let dest = doc
+        .and_then(|d| d.get("spec"))
+        .and_then(|s| s.get("destination"));
+    let text = |v: Option<&serde_yaml::Value>, k: &str| {
+        v.and_then(|v| v.get(k))
+            .and_then(|v| v.as_str())
+            .map(str::to_string)
+    };
+    format!(
+        "{} namespace {}",
+        text(dest, "server")
+            .or_else(|| text(dest, "name"))
+            .unwrap_or_else(|| "(no cluster)".into()),
+        text(dest, "namespace").unwrap_or_else(|| "(none)".into())
+    )
+}
+
+/// Whether deleting the Application deletes what it manages.
+fn has_resources_finalizer(doc: Option<&serde_yaml::Value>) -> bool {
+    doc.and_then(|d| d.get("metadata"))
+        .and_then(|m| m.get("finalizers"))
+        .and_then(|f| f.as_sequence())
+        .is_some_and(|f| {
+            f.iter().any(|x| {
+                x.as_str()
+                    .is_some_and(|s| s.starts_with("resources-finalizer.argocd.argoproj.io"))
+            })
+        })
+}
+
+fn prune_message(
+    parent: Option<&Parent>,
+    finalizer: bool,
+    name: &str,
+    destination: &str,
+) -> String {
+    let then_finalizer = if finalizer {
+        " (then its resources finalizer deletes everything it manages)"
+    } else {
+        ""
+    };
+    match parent {
+        Some(Parent {
+            name: p,
+            prunes: true,
+            ..
+        }) if finalizer => format!(
+            "the App of Apps `{p}` prunes, so Argo CD deletes `{name}`, and its resources finalizer deletes every live resource it manages in {destination}"
+        ),
+        Some(Parent {
+            name: p,
+            prunes: true,
+            ..
+        }) => format!(
+            "the App of Apps `{p}` prunes, so Argo CD deletes `{name}`; it has no resources finalizer, so its live resources in {destination} stay, unmanaged"
+        ),
+        Some(Parent { name: p, .. }) => format!(
+            "the App of Apps `{p}` does not prune: Argo CD reports `{name}` out of sync and leaves it running until someone deletes it{then_finalizer}"
+        ),
+        None => format!(
+            "no App of Apps in the tree manages `{name}`: it keeps running until someone deletes it{then_finalizer}"
+        ),
+    }
 }
 
 #[cfg(test)]

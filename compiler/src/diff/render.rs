@@ -315,6 +315,16 @@ pub fn markdown(diff: &TreeDiff) -> String {
             code(&diff.against)
         );
     }
+    markdown_summary(&mut out, diff);
+    markdown_prune_risks(&mut out, diff);
+    markdown_images(&mut out, diff);
+    markdown_lists(&mut out, diff);
+    markdown_files(&mut out, diff);
+    out
+}
+
+/// The counts table, and a line of what else to look at.
+fn markdown_summary(out: &mut String, diff: &TreeDiff) {
     let s = &diff.summary;
     let _ = writeln!(out, "| | added | removed | changed |");
     let _ = writeln!(out, "| --- | ---: | ---: | ---: |");
@@ -347,45 +357,60 @@ pub fn markdown(diff: &TreeDiff) -> String {
     if !facts.is_empty() {
         let _ = writeln!(out, "\n{}.", facts.join(" · "));
     }
-    if !diff.prune_risks.is_empty() {
-        let _ = writeln!(out, "\n> [!CAUTION]");
+}
+
+/// The prune risks, as a caution callout.
+fn markdown_prune_risks(out: &mut String, diff: &TreeDiff) {
+    if diff.prune_risks.is_empty() {
+        return;
+    }
+    let _ = writeln!(out, "\n> [!CAUTION]");
+    let _ = writeln!(
+        out,
+        "> **Prune risk.** Removing an Application can delete live workloads.\n>"
+    );
+    for r in &diff.prune_risks {
         let _ = writeln!(
             out,
-            "> **Prune risk.** Removing an Application can delete live workloads.\n>"
+            "> - Application {} ({}): {}",
+            code(&r.who()),
+            code(&r.path),
+            r.message
         );
-        for r in &diff.prune_risks {
-            let _ = writeln!(
-                out,
-                "> - Application {} ({}): {}",
-                code(&r.who()),
-                code(&r.path),
-                r.message
-            );
-        }
     }
-    if !diff.images.is_empty() {
-        let _ = writeln!(out, "\n#### Images\n");
-        let _ = writeln!(out, "| app | stage | image | from | to | why |");
-        let _ = writeln!(out, "| --- | --- | --- | --- | --- | --- |");
-        for i in &diff.images {
-            let _ = writeln!(
-                out,
-                "| {} | {} | {} | {} | {} | {} |",
-                cell(&i.app),
-                cell(&i.stage),
-                cell(&i.image),
-                i.old
-                    .as_deref()
-                    .map(|o| cell(&code(o)))
-                    .unwrap_or_else(|| "—".into()),
-                i.new
-                    .as_deref()
-                    .map(|n| cell(&code(n)))
-                    .unwrap_or_else(|| "—".into()),
-                cell(&i.why)
-            );
-        }
+}
+
+/// The images that move, one table row each.
+fn markdown_images(out: &mut String, diff: &TreeDiff) {
+    if diff.images.is_empty() {
+        return;
     }
+    let _ = writeln!(out, "\n#### Images\n");
+    let _ = writeln!(out, "| app | stage | image | from | to | why |");
+    let _ = writeln!(out, "| --- | --- | --- | --- | --- | --- |");
+    for i in &diff.images {
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {} | {} |",
+            cell(&i.app),
+            cell(&i.stage),
+            cell(&i.image),
+            i.old
+                .as_deref()
+                .map(|o| cell(&code(o)))
+                .unwrap_or_else(|| "—".into()),
+            i.new
+                .as_deref()
+                .map(|n| cell(&code(n)))
+                .unwrap_or_else(|| "—".into()),
+            cell(&i.why)
+        );
+    }
+}
+
+/// The stages that wait for a first rollout, and the files keelson does
+/// not own as they are.
+fn markdown_lists(out: &mut String, diff: &TreeDiff) {
     if !diff.waiting.is_empty() {
         let _ = writeln!(out, "\n#### Waiting for a first rollout\n");
         for w in &diff.waiting {
@@ -403,32 +428,38 @@ pub fn markdown(diff: &TreeDiff) -> String {
             );
         }
     }
+}
+
+/// Every file's details, folded, while the comment stays under
+/// `MARKDOWN_BUDGET`: a file's patch is dropped before the file is, and
+/// the files left out are counted.
+fn markdown_files(out: &mut String, diff: &TreeDiff) {
     let all: Vec<&FileDiff> = diff.unowned.iter().chain(&diff.files).collect();
-    if !all.is_empty() {
-        let _ = writeln!(out, "\n#### Files\n");
-        let mut omitted = 0;
-        for f in all {
-            let full = file_markdown(f, true);
-            if out.len() + full.len() < MARKDOWN_BUDGET {
-                out.push_str(&full);
-                continue;
-            }
-            let short = file_markdown(f, false);
-            if out.len() + short.len() < MARKDOWN_BUDGET {
-                out.push_str(&short);
-            } else {
-                omitted += 1;
-            }
+    if all.is_empty() {
+        return;
+    }
+    let _ = writeln!(out, "\n#### Files\n");
+    let mut omitted = 0;
+    for f in all {
+        let full = file_markdown(f, true);
+        if out.len() + full.len() < MARKDOWN_BUDGET {
+            out.push_str(&full);
+            continue;
         }
-        if omitted > 0 {
-            let _ = writeln!(
-                out,
-                "\n{} more not shown (the comment would be too long): run `keelson diff` for all of them.",
-                plural(omitted, "file")
-            );
+        let short = file_markdown(f, false);
+        if out.len() + short.len() < MARKDOWN_BUDGET {
+            out.push_str(&short);
+        } else {
+            omitted += 1;
         }
     }
-    out
+    if omitted > 0 {
+        let _ = writeln!(
+            out,
+            "\n{} more not shown (the comment would be too long): run `keelson diff` for all of them.",
+            plural(omitted, "file")
+        );
+    }
 }
 
 fn file_markdown(f: &FileDiff, with_patch: bool) -> String {

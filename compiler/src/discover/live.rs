@@ -86,6 +86,8 @@ pub type Progress<'p> = &'p (dyn Fn(usize, usize) + Sync);
 
 /// Answers every query: its candidate tags, in the registry's order, with the
 /// metadata its strategy needs; or why the registry could not be read.
+/// Answers are in query order; each repository and each tag is asked once,
+/// however many queries share it.
 pub fn fetch(
     client: &Client,
     cache: &Cache,
@@ -93,7 +95,27 @@ pub fn fetch(
     jobs: usize,
     progress: Progress<'_>,
 ) -> Vec<Result<Vec<TagInfo>, RegistryError>> {
-    // 1. One tag list per repository.
+    let lists = list_tags(client, queries, jobs, progress);
+    let metas = tag_metadata(client, cache, queries, &lists, jobs);
+    let mut out = candidates(queries, &lists, &metas);
+    add_chosen_digests(client, queries, &mut out, jobs);
+    out
+}
+
+/// Each repository's tag list, by repository.
+type Lists<'q> = BTreeMap<&'q RepoRef, Result<Vec<String>, RegistryError>>;
+
+/// Each (repository, tag)'s manifest and configs, for the tags some query
+/// needs them for.
+type Metas<'q> = BTreeMap<(&'q RepoRef, &'q str), Result<TagMeta, RegistryError>>;
+
+/// Step 1: one tag list per repository, reporting progress as each arrives.
+fn list_tags<'q>(
+    client: &Client,
+    queries: &'q [Query<'_>],
+    jobs: usize,
+    progress: Progress<'_>,
+) -> Lists<'q> {
     let repos: Vec<&RepoRef> = queries
         .iter()
         .map(|q| &q.repo)
@@ -106,10 +128,19 @@ pub fn fetch(
         progress(done.fetch_add(1, Ordering::Relaxed) + 1, repos.len());
         r
     });
-    let lists: BTreeMap<&RepoRef, Result<Vec<String>, RegistryError>> =
-        repos.iter().copied().zip(lists).collect();
+    repos.iter().copied().zip(lists).collect()
+}
 
-    // 2. Per-tag metadata, for the tags that survive each query's filters.
+/// Step 2: per-tag metadata, only for `newest-build` and `digest` queries and
+/// only for the tags that pass their filters; the platforms every such
+/// query wants are asked together.
+fn tag_metadata<'q>(
+    client: &Client,
+    cache: &Cache,
+    queries: &'q [Query<'_>],
+    lists: &'q Lists<'q>,
+    jobs: usize,
+) -> Metas<'q> {
     let mut wanted: BTreeMap<(&RepoRef, &str), (BTreeSet<Platform>, bool)> = BTreeMap::new();
     for q in queries {
         let needs_created = match q.rules.strategy {
@@ -133,10 +164,16 @@ pub fn fetch(
         let platforms: Vec<Platform> = platforms.iter().cloned().collect();
         tag_meta(client, cache, repo, tag, &platforms, *children)
     });
-    let metas: BTreeMap<(&RepoRef, &str), Result<TagMeta, RegistryError>> =
-        jobs_list.iter().map(|(k, _)| *k).zip(metas).collect();
+    jobs_list.iter().map(|(k, _)| *k).zip(metas).collect()
+}
 
-    // 3. Each query's candidates.
+/// Step 3: each query's candidates, in the registry's order, described for
+/// its platforms and strategy; the first metadata error fails the query.
+fn candidates(
+    queries: &[Query<'_>],
+    lists: &Lists<'_>,
+    metas: &Metas<'_>,
+) -> Vec<Result<Vec<TagInfo>, RegistryError>> {
     let mut out: Vec<Result<Vec<TagInfo>, RegistryError>> = Vec::with_capacity(queries.len());
     for q in queries {
         let tags = match lists.get(&q.repo) {
@@ -167,11 +204,21 @@ pub fn fetch(
             None => Ok(infos),
         });
     }
+    out
+}
 
-    // 4. The digest of each chosen tag that has none yet, for the lock.
+/// Step 4: the digest of each chosen tag that has none yet, for the lock
+/// (one request per distinct tag). A tag deleted since it was listed gets
+/// no digest; any other error fails the query.
+fn add_chosen_digests(
+    client: &Client,
+    queries: &[Query<'_>],
+    out: &mut [Result<Vec<TagInfo>, RegistryError>],
+    jobs: usize,
+) {
     let chosen: Vec<Option<usize>> = queries
         .iter()
-        .zip(&out)
+        .zip(out.iter())
         .map(|(q, r)| {
             let infos = r.as_ref().ok()?;
             let c = strategy::select(&q.rules, infos).chosen?;
@@ -183,7 +230,7 @@ pub fn fetch(
         .collect();
     let heads: Vec<(&RepoRef, &str)> = queries
         .iter()
-        .zip(&out)
+        .zip(out.iter())
         .zip(&chosen)
         .filter_map(|((q, r), c)| Some((&q.repo, r.as_ref().ok()?[(*c)?].name.as_str())))
         .collect::<BTreeSet<_>>()
@@ -207,7 +254,6 @@ pub fn fetch(
             None => {}
         }
     }
-    out
 }
 
 /// What a tag's manifest says, independent of who asks.

@@ -110,6 +110,53 @@ pub(super) fn render(
         // Unknown templates are reported by lowering.
         return Vec::new();
     };
+    let ok = check_params(t, name, params, diags);
+    let Some(image) = app.images.first() else {
+        diags.push(
+            Diagnostic::error(
+                Code::MissingValue,
+                name.loc,
+                format!(
+                    "template `{}` needs an image, and app `{}` has none",
+                    t.name, app.name.value
+                ),
+            )
+            .with_help("add `image \"NAME\" repository=\"…\"` to the app"),
+        );
+        return Vec::new();
+    };
+    if !ok {
+        return Vec::new();
+    }
+    let tera = match &*TERA {
+        Ok(t) => t,
+        Err(e) => {
+            diags.push(Diagnostic::error(
+                Code::InvalidManifest,
+                name.loc,
+                format!("the stdlib template does not load: {e}"),
+            ));
+            return Vec::new();
+        }
+    };
+    let mut ctx = tera::Context::new();
+    ctx.insert("app", &app.name.value);
+    ctx.insert("image", image.kustomize_name());
+    ctx.insert("params", &with_defaults(params));
+    t.files
+        .iter()
+        .filter_map(|(file, _)| render_file(tera, t, file, &ctx, name, diags))
+        .collect()
+}
+
+/// Reports every parameter the template does not have, or whose value is
+/// not of its kind. Returns whether all were fine.
+fn check_params(
+    t: &Template,
+    name: &Spanned<String>,
+    params: &Map<String, Json>,
+    diags: &mut Diagnostics,
+) -> bool {
     let mut ok = true;
     for (key, value) in params {
         match t.params.iter().find(|(p, _)| p == key) {
@@ -143,23 +190,13 @@ pub(super) fn render(
             Some(_) => {}
         }
     }
-    let Some(image) = app.images.first() else {
-        diags.push(
-            Diagnostic::error(
-                Code::MissingValue,
-                name.loc,
-                format!(
-                    "template `{}` needs an image, and app `{}` has none",
-                    t.name, app.name.value
-                ),
-            )
-            .with_help("add `image \"NAME\" repository=\"…\"` to the app"),
-        );
-        return Vec::new();
-    };
-    if !ok {
-        return Vec::new();
-    }
+    ok
+}
+
+/// The parameters the templates see: the defaults (`port` 8080, `path`
+/// `/`) under the given ones, a single `args` string as a list, and every
+/// `env` value as a string.
+fn with_defaults(params: &Map<String, Json>) -> Map<String, Json> {
     let mut merged = Map::new();
     merged.insert("port".into(), json!(8080));
     merged.insert("path".into(), json!("/"));
@@ -180,56 +217,53 @@ pub(super) fn render(
         };
         merged.insert(k.clone(), v);
     }
-    let tera = match &*TERA {
-        Ok(t) => t,
+    merged
+}
+
+/// One file of the template, parsed; `None` when it renders empty, or fails
+/// to render or parse (reported).
+fn render_file(
+    tera: &tera::Tera,
+    t: &Template,
+    file: &str,
+    ctx: &tera::Context,
+    name: &Spanned<String>,
+    diags: &mut Diagnostics,
+) -> Option<(String, serde_yaml::Value)> {
+    let rendered = match tera.render(&format!("{}/{file}", t.name), ctx) {
+        Ok(r) => r,
         Err(e) => {
+            let mut msg = e.to_string();
+            let mut src = std::error::Error::source(&e);
+            while let Some(s) = src {
+                msg = format!("{msg}: {s}");
+                src = s.source();
+            }
             diags.push(Diagnostic::error(
                 Code::InvalidManifest,
                 name.loc,
-                format!("the stdlib template does not load: {e}"),
+                format!("template `{}` failed to render `{file}`: {msg}", t.name),
             ));
-            return Vec::new();
+            return None;
         }
     };
-    let mut ctx = tera::Context::new();
-    ctx.insert("app", &app.name.value);
-    ctx.insert("image", image.kustomize_name());
-    ctx.insert("params", &merged);
-    let mut out = Vec::new();
-    for (file, _) in t.files {
-        let rendered = match tera.render(&format!("{}/{file}", t.name), &ctx) {
-            Ok(r) => r,
-            Err(e) => {
-                let mut msg = e.to_string();
-                let mut src = std::error::Error::source(&e);
-                while let Some(s) = src {
-                    msg = format!("{msg}: {s}");
-                    src = s.source();
-                }
-                diags.push(Diagnostic::error(
-                    Code::InvalidManifest,
-                    name.loc,
-                    format!("template `{}` failed to render `{file}`: {msg}", t.name),
-                ));
-                continue;
-            }
-        };
-        if rendered.trim().is_empty() {
-            continue;
-        }
-        // Parsed, to be printed like every generated file: one style, and
-        // valid YAML.
-        match serde_yaml::from_str::<serde_yaml::Value>(&rendered) {
-            Ok(doc) => out.push((file.to_string(), doc)),
-            Err(e) => diags.push(Diagnostic::error(
+    if rendered.trim().is_empty() {
+        return None;
+    }
+    // Parsed, to be printed like every generated file: one style, and
+    // valid YAML.
+    match serde_yaml::from_str::<serde_yaml::Value>(&rendered) {
+        Ok(doc) => Some((file.to_string(), doc)),
+        Err(e) => {
+            diags.push(Diagnostic::error(
                 Code::InvalidManifest,
                 name.loc,
                 format!(
                     "template `{}` rendered `{file}` as invalid YAML: {e}",
                     t.name
                 ),
-            )),
+            ));
+            None
         }
     }
-    out
 }

@@ -23,8 +23,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::Error;
 use crate::lock::{Lock, LockedFile, hash, hash_without_images};
-use crate::tree::Tree;
 use crate::tree::{JOURNAL_DIR, LOCK_FILE};
+use crate::tree::{Tree, TreePath};
 
 pub(crate) mod index;
 pub use index::{Index, Seen, Stat};
@@ -274,6 +274,12 @@ pub fn file_entries(
 /// Writes `tree` and `lock` to `out`. The caller has recovered any journal
 /// and [`scan`]ned the output: `forced` are the conflicts the user overrode,
 /// `unchanged` the files already in place (not read again).
+///
+/// All or nothing: every changed file is staged in the journal directory and
+/// made durable before the journal is committed with one rename; a failure
+/// before that leaves the old tree as it was, one after it leaves a journal
+/// that [`recover`] completes. Files no lock lists are never touched, and
+/// the lock is the last file put in place.
 pub fn write(
     out: &Path,
     tree: &Tree,
@@ -298,160 +304,36 @@ pub fn write(
     let mut laps = crate::timing::Laps::start();
     // Staged files are made durable all at once, before the commit point.
     let mut staged_paths: Vec<PathBuf> = Vec::new();
-    // Files under a directory the output does not have yet are staged as
-    // that whole directory, which the journal then moves into place with one
-    // rename (a first compile is a handful of renames, not one per file).
     let entries: Vec<_> = tree.iter().collect();
-    let mut exists: std::collections::HashMap<&str, bool> = Default::default();
-    let mut groups: BTreeMap<&str, usize> = BTreeMap::new();
-    let mut group_order: Vec<&str> = Vec::new();
-    let mut homes: Vec<Option<usize>> = Vec::with_capacity(entries.len());
-    for (path, _) in &entries {
-        if unchanged.contains(path.as_str()) {
-            homes.push(None);
+    let homes = match Homes::find(out, &staged, &entries, unchanged) {
+        Ok(homes) => homes,
+        // Refused before anything is staged: after the commit point it
+        // would stop every recovery.
+        Err(e) => {
+            let _ = fs::remove_dir_all(&dir);
+            return Err(e);
+        }
+    };
+    homes.create_dirs(&entries)?;
+    let results = stage_files(out, &staged, &entries, &homes, unchanged);
+    for ((path, _), result) in entries.iter().zip(results) {
+        let Some(file) = result? else {
+            report.unchanged += 1;
             continue;
-        }
-        let p = path.as_str();
-        let mut at = 0;
-        let mut home = None;
-        while let Some(slash) = p[at..].find('/') {
-            let sub = &p[..at + slash];
-            let there = match exists.get(sub) {
-                Some(&t) => t,
-                None => {
-                    let t = match fs::symlink_metadata(out.join(sub)) {
-                        Ok(m) if m.is_dir() => true,
-                        // Refused before anything is staged: after the commit
-                        // point it would stop every recovery.
-                        Ok(_) => {
-                            let _ = fs::remove_dir_all(&dir);
-                            return Err(Error::refused(
-                                format!(
-                                    "`{sub}` in `{}` is a file, where keelson writes a directory",
-                                    out.display()
-                                ),
-                                "move the file away, then compile again",
-                            ));
-                        }
-                        Err(_) => false,
-                    };
-                    exists.insert(sub, t);
-                    t
-                }
-            };
-            if !there {
-                let next = group_order.len();
-                let k = *groups.entry(sub).or_insert(next);
-                if k == next {
-                    group_order.push(sub);
-                }
-                home = Some(k);
-                break;
-            }
-            at += slash + 1;
-        }
-        homes.push(home);
+        };
+        file.record(path.as_str(), &mut report, &mut journal);
+        staged_paths.push(file.target);
     }
-    let staged_in = |k: usize, path: &str| {
-        let root = group_order[k];
-        staged.join(format!("d{k}")).join(&path[root.len() + 1..])
-    };
-    // The new directories first, each once (creating a directory is the
-    // costly call, and a tree has a tenth as many as files).
-    let mut new_dirs: BTreeSet<PathBuf> = BTreeSet::new();
-    for ((path, _), home) in entries.iter().zip(&homes) {
-        if let Some(k) = home
-            && let Some(parent) = staged_in(*k, path.as_str()).parent()
-        {
-            new_dirs.insert(parent.to_path_buf());
-        }
-    }
-    for d in &new_dirs {
-        fs::create_dir_all(d).map_err(|e| Error::io("staging a directory", d, e))?;
-    }
-    // Comparing with what is there and staging what differs, file by file in
-    // parallel (each staged under its position in the tree, or inside its new
-    // directory); the journal and the report are then assembled in tree order.
-    let staged_files: Vec<Result<Option<(bool, PathBuf, Option<Stat>)>, Error>> = {
-        use rayon::prelude::*;
-        entries
-            .par_iter()
-            .zip(homes.par_iter())
-            .enumerate()
-            .map(|(i, ((path, bytes), home))| {
-                if unchanged.contains(path.as_str()) {
-                    return Ok(None);
-                }
-                let target = match home {
-                    Some(k) => staged_in(*k, path.as_str()),
-                    None => staged.join(format!("{i:06}")),
-                };
-                let existed = home.is_none()
-                    && match fs::read(out.join(path.as_str())) {
-                        Ok(current) if current == *bytes => return Ok(None),
-                        Ok(_) => true,
-                        Err(_) => false,
-                    };
-                let staged = (|| {
-                    let mut f = fs::File::create(&target)?;
-                    f.write_all(bytes)?;
-                    // Only a file that its directory's rename moves keeps this stat.
-                    Ok::<_, std::io::Error>(home.is_some().then(|| Stat::of_file(&f)).flatten())
-                })()
-                .map_err(|e| Error::io("staging a file", &target, e))?;
-                Ok(Some((existed, target, staged)))
-            })
-            .collect()
-    };
-    for (((path, _), home), result) in entries.iter().zip(&homes).zip(staged_files) {
-        match result? {
-            None => report.unchanged += 1,
-            Some((existed, target, staged)) => {
-                if let Some(stat) = staged {
-                    report.staged.insert(path.to_string(), stat);
-                }
-                if existed {
-                    report.updated.push(path.to_string());
-                } else {
-                    report.created.push(path.to_string());
-                }
-                if home.is_none() {
-                    let name = target
-                        .file_name()
-                        .map(|n| n.to_string_lossy().into_owned())
-                        .unwrap_or_default();
-                    journal.puts.push((name, path.to_string()));
-                }
-                staged_paths.push(target);
-            }
-        }
-    }
-    for (k, root) in group_order.iter().enumerate() {
+    for (k, root) in homes.roots.iter().enumerate() {
         journal.puts.push((format!("d{k}"), root.to_string()));
     }
-    let n = entries.len();
     laps.lap("stage");
-    if let Some(old) = old {
-        for path in old.files.keys() {
-            if !tree.contains(path) && out.join(path).is_file() {
-                journal.removes.push(path.clone());
-                report.removed.push(path.clone());
-            }
-        }
-    }
+    journal_removals(out, tree, old, &mut report, &mut journal);
+    laps.lap("removes");
     // The lock goes last: until it is in place, the old lock still describes
     // the files, and a recovery completes the rest.
-    laps.lap("removes");
-    let lock_text = lock.to_text();
-    let lock_changed =
-        fs::read_to_string(out.join(LOCK_FILE)).ok().as_deref() != Some(lock_text.as_str());
-    if lock_changed {
-        let name = format!("{n:06}");
-        let path = staged.join(&name);
-        fs::write(&path, lock_text.as_bytes())
-            .map_err(|e| Error::io("staging a file", &path, e))?;
+    if let Some(path) = stage_lock(out, &staged, entries.len(), lock, &mut journal)? {
         staged_paths.push(path);
-        journal.puts.push((name, LOCK_FILE.to_string()));
     }
     if journal.puts.is_empty() && journal.removes.is_empty() {
         fs::remove_dir_all(&dir).map_err(|e| Error::io("removing the journal", &dir, e))?;
@@ -461,28 +343,265 @@ pub fn write(
     // Every staged file must be on disk before the journal says to use it.
     make_durable(&dir, &staged_paths)?;
     laps.lap("sync");
-    // Commit point: the journal appears whole or not at all.
-    let text = serde_json::to_string(&journal).expect("a journal serialises");
+    commit(&dir, &journal)?;
+    laps.lap("commit");
+    apply_committed(out, &dir, &journal)?;
+    laps.lap("apply");
+    fs::remove_dir_all(&dir).map_err(|e| Error::io("removing the journal", &dir, e))?;
+    laps.lap("cleanup");
+    Ok(report)
+}
+
+/// Where each tree file is staged. Files under a directory the output does
+/// not have yet are staged as that whole directory, which the journal then
+/// moves into place with one rename (a first compile is a handful of
+/// renames, not one per file).
+struct Homes<'t> {
+    /// The journal's `staged/` directory.
+    staged: PathBuf,
+    /// The new directories, in the order first met; the k-th is staged as
+    /// `d{k}`.
+    roots: Vec<&'t str>,
+    /// Per tree entry: the new directory it is staged in, if any.
+    of: Vec<Option<usize>>,
+}
+
+impl<'t> Homes<'t> {
+    /// Finds, for each file to write, the outermost directory on its path
+    /// that `out` lacks. Refuses when a file stands where a directory goes.
+    fn find(
+        out: &Path,
+        staged: &Path,
+        entries: &[(&'t TreePath, &[u8])],
+        unchanged: &BTreeSet<String>,
+    ) -> Result<Homes<'t>, Error> {
+        let mut exists: std::collections::HashMap<&str, bool> = Default::default();
+        let mut groups: BTreeMap<&str, usize> = BTreeMap::new();
+        let mut roots: Vec<&str> = Vec::new();
+        let mut of: Vec<Option<usize>> = Vec::with_capacity(entries.len());
+        for (path, _) in entries {
+            if unchanged.contains(path.as_str()) {
+                of.push(None);
+                continue;
+            }
+            let p = path.as_str();
+            let mut at = 0;
+            let mut home = None;
+            while let Some(slash) = p[at..].find('/') {
+                let sub = &p[..at + slash];
+                let there = match exists.get(sub) {
+                    Some(&t) => t,
+                    None => {
+                        let t = match fs::symlink_metadata(out.join(sub)) {
+                            Ok(m) if m.is_dir() => true,
+                            Ok(_) => {
+                                return Err(Error::refused(
+                                    format!(
+                                        "`{sub}` in `{}` is a file, where keelson writes a directory",
+                                        out.display()
+                                    ),
+                                    "move the file away, then compile again",
+                                ));
+                            }
+                            Err(_) => false,
+                        };
+                        exists.insert(sub, t);
+                        t
+                    }
+                };
+                if !there {
+                    let next = roots.len();
+                    let k = *groups.entry(sub).or_insert(next);
+                    if k == next {
+                        roots.push(sub);
+                    }
+                    home = Some(k);
+                    break;
+                }
+                at += slash + 1;
+            }
+            of.push(home);
+        }
+        Ok(Homes {
+            staged: staged.to_path_buf(),
+            roots,
+            of,
+        })
+    }
+
+    /// Where a file staged inside new directory `k` goes.
+    fn staged_in(&self, k: usize, path: &str) -> PathBuf {
+        let root = self.roots[k];
+        self.staged
+            .join(format!("d{k}"))
+            .join(&path[root.len() + 1..])
+    }
+
+    /// Creates the new directories' staged copies, each once (creating a
+    /// directory is the costly call, and a tree has a tenth as many as files).
+    fn create_dirs(&self, entries: &[(&TreePath, &[u8])]) -> Result<(), Error> {
+        let mut new_dirs: BTreeSet<PathBuf> = BTreeSet::new();
+        for ((path, _), home) in entries.iter().zip(&self.of) {
+            if let Some(k) = home
+                && let Some(parent) = self.staged_in(*k, path.as_str()).parent()
+            {
+                new_dirs.insert(parent.to_path_buf());
+            }
+        }
+        for d in &new_dirs {
+            fs::create_dir_all(d).map_err(|e| Error::io("staging a directory", d, e))?;
+        }
+        Ok(())
+    }
+}
+
+/// A file staged for the journal.
+struct StagedFile {
+    /// The output had a file at its path (an update, not a creation).
+    existed: bool,
+    target: PathBuf,
+    /// Set when the file is inside a new directory: its directory's rename
+    /// moves it, so this `stat` stays true.
+    stat: Option<Stat>,
+    /// Staged on its own (not inside a new directory): the journal moves it.
+    alone: bool,
+}
+
+impl StagedFile {
+    /// Puts the file in the report, and in the journal when it moves alone.
+    fn record(&self, path: &str, report: &mut Report, journal: &mut Journal) {
+        if let Some(stat) = self.stat {
+            report.staged.insert(path.to_string(), stat);
+        }
+        if self.existed {
+            report.updated.push(path.to_string());
+        } else {
+            report.created.push(path.to_string());
+        }
+        if self.alone {
+            let name = self
+                .target
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            journal.puts.push((name, path.to_string()));
+        }
+    }
+}
+
+/// Compares each file with what is there and stages what differs, in
+/// parallel (each staged under its position in the tree, or inside its new
+/// directory). The results are in tree order; `None` is a file already in
+/// place.
+fn stage_files(
+    out: &Path,
+    staged: &Path,
+    entries: &[(&TreePath, &[u8])],
+    homes: &Homes<'_>,
+    unchanged: &BTreeSet<String>,
+) -> Vec<Result<Option<StagedFile>, Error>> {
+    use rayon::prelude::*;
+    entries
+        .par_iter()
+        .zip(homes.of.par_iter())
+        .enumerate()
+        .map(|(i, ((path, bytes), home))| {
+            if unchanged.contains(path.as_str()) {
+                return Ok(None);
+            }
+            let target = match home {
+                Some(k) => homes.staged_in(*k, path.as_str()),
+                None => staged.join(format!("{i:06}")),
+            };
+            let existed = home.is_none()
+                && match fs::read(out.join(path.as_str())) {
+                    Ok(current) if current == *bytes => return Ok(None),
+                    Ok(_) => true,
+                    Err(_) => false,
+                };
+            let stat = (|| {
+                let mut f = fs::File::create(&target)?;
+                f.write_all(bytes)?;
+                // Only a file that its directory's rename moves keeps this stat.
+                Ok::<_, std::io::Error>(home.is_some().then(|| Stat::of_file(&f)).flatten())
+            })()
+            .map_err(|e| Error::io("staging a file", &target, e))?;
+            Ok(Some(StagedFile {
+                existed,
+                target,
+                stat,
+                alone: home.is_none(),
+            }))
+        })
+        .collect()
+}
+
+/// Removes from the output the files the old lock lists and the tree no
+/// longer has (only those still there).
+fn journal_removals(
+    out: &Path,
+    tree: &Tree,
+    old: Option<&Lock>,
+    report: &mut Report,
+    journal: &mut Journal,
+) {
+    let Some(old) = old else {
+        return;
+    };
+    for path in old.files.keys() {
+        if !tree.contains(path) && out.join(path).is_file() {
+            journal.removes.push(path.clone());
+            report.removed.push(path.clone());
+        }
+    }
+}
+
+/// Stages the lock, unless the output already has it byte for byte; the
+/// staged path, to be made durable.
+fn stage_lock(
+    out: &Path,
+    staged: &Path,
+    n: usize,
+    lock: &Lock,
+    journal: &mut Journal,
+) -> Result<Option<PathBuf>, Error> {
+    let lock_text = lock.to_text();
+    let lock_changed =
+        fs::read_to_string(out.join(LOCK_FILE)).ok().as_deref() != Some(lock_text.as_str());
+    if !lock_changed {
+        return Ok(None);
+    }
+    // Numbered after every tree file, so no name is shared.
+    let name = format!("{n:06}");
+    let path = staged.join(&name);
+    fs::write(&path, lock_text.as_bytes()).map_err(|e| Error::io("staging a file", &path, e))?;
+    journal.puts.push((name, LOCK_FILE.to_string()));
+    Ok(Some(path))
+}
+
+/// The commit point: the journal appears whole or not at all.
+fn commit(dir: &Path, journal: &Journal) -> Result<(), Error> {
+    let text = serde_json::to_string(journal).expect("a journal serialises");
     let tmp = dir.join("journal.tmp");
     write_synced(&tmp, text.as_bytes())?;
     fs::rename(&tmp, dir.join(JOURNAL_FILE))
-        .map_err(|e| Error::io("committing the journal", &dir, e))?;
-    sync_dir(&dir);
+        .map_err(|e| Error::io("committing the journal", dir, e))?;
+    sync_dir(dir);
+    Ok(())
+}
 
-    laps.lap("commit");
+/// Applies the journal just committed, dying at step
+/// `KEELSON_TEST_CRASH_AFTER` when the kill-recovery tests set it.
+fn apply_committed(out: &Path, dir: &Path, journal: &Journal) -> Result<(), Error> {
     let crash_at = crate::environment::test_crash_point();
     let mut ops = 0usize;
-    apply(out, &dir, &journal, &mut |_| {
+    apply(out, dir, journal, &mut |_| {
         ops += 1;
         if crash_at == Some(ops) {
             // Fault injection for the kill-recovery tests: die like a SIGKILL.
             std::process::abort();
         }
-    })?;
-    laps.lap("apply");
-    fs::remove_dir_all(&dir).map_err(|e| Error::io("removing the journal", &dir, e))?;
-    laps.lap("cleanup");
-    Ok(report)
+    })
 }
 
 /// Applies a committed journal. Idempotent: a step already done is skipped,
