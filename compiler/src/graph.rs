@@ -480,7 +480,7 @@ fn edge_list(estate: &Estate, g: &EstateGraph) -> Vec<(String, &'static str, Str
 }
 
 /// Graphviz DOT, for `keelson graph --format dot`.
-pub fn to_dot(estate: &Estate, g: &EstateGraph) -> String {
+pub(crate) fn to_dot(estate: &Estate, g: &EstateGraph) -> String {
     let mut out =
         String::from("digraph estate {\n  rankdir=LR;\n  node [fontname=\"sans-serif\"];\n");
     // (id, kind, name, sync wave for apps), sorted by id.
@@ -536,7 +536,7 @@ fn escape_label(s: &str) -> String {
 }
 
 /// JSON, for `keelson graph --format json` (format version 1).
-pub fn to_json(estate: &Estate, g: &EstateGraph) -> String {
+pub(crate) fn to_json(estate: &Estate, g: &EstateGraph) -> String {
     let mut nodes: Vec<serde_json::Value> = g
         .graph
         .node_weights()

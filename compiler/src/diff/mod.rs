@@ -38,7 +38,7 @@ use crate::tree::Tree;
 use crate::write::{self, Conflict};
 
 /// Version of the JSON document `--format json` prints.
-pub const JSON_VERSION: u32 = 1;
+pub(crate) const JSON_VERSION: u32 = 1;
 
 /// Everything a diff found. Sorted, so the same inputs print the same bytes.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -192,7 +192,7 @@ pub struct PruneRisk {
 
 impl PruneRisk {
     /// `namespace/name`, as kubectl names it.
-    pub fn who(&self) -> String {
+    pub(crate) fn who(&self) -> String {
         match &self.namespace {
             Some(ns) => format!("{ns}/{}", self.name),
             None => self.name.clone(),

@@ -25,7 +25,7 @@ fn plural(n: usize, one: &str) -> String {
 }
 
 /// One line: what changes, or that nothing does.
-pub fn headline(diff: &TreeDiff) -> String {
+pub(crate) fn headline(diff: &TreeDiff) -> String {
     let s = &diff.summary;
     if !diff.has_changes() {
         return format!(

@@ -21,7 +21,7 @@ pub struct ResourceId {
 }
 
 impl ResourceId {
-    pub fn of_value(v: &Value) -> ResourceId {
+    pub(crate) fn of_value(v: &Value) -> ResourceId {
         let text = |v: Option<&Value>| v.and_then(Value::as_str).map(str::to_string);
         let meta = v.get("metadata");
         ResourceId {
@@ -32,7 +32,7 @@ impl ResourceId {
         }
     }
 
-    pub fn is_application(&self) -> bool {
+    pub(crate) fn is_application(&self) -> bool {
         self.kind.as_deref() == Some("Application")
             && self
                 .api_version

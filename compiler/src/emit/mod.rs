@@ -63,7 +63,13 @@ impl Dep<'_> {
     }
 }
 
-pub fn emit(input: &Inputs<'_>, diags: &mut Diagnostics) -> Tree {
+/// Stage: turns the estate and what `select` decided into the generated
+/// tree, in memory: per site the root, Applications, AppProjects and Image
+/// Updater resources; per app the kustomize base and per app stage an
+/// overlay pinning its images; the README. Pure and deterministic (apps are
+/// emitted in parallel and their files replayed in app order); two files
+/// for one path, or a path outside the tree, are error diagnostics.
+pub(crate) fn emit(input: &Inputs<'_>, diags: &mut Diagnostics) -> Tree {
     let estate = input.estate;
     let layout = &estate.repo.layout;
     let mut laps = crate::timing::Laps::start();

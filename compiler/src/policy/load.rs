@@ -23,7 +23,7 @@ impl Policies {
     }
 
     /// The pins to record in keelson.lock, by policy name.
-    pub fn lock_entries(&self, estate: &Estate) -> BTreeMap<String, LockedPolicy> {
+    pub(crate) fn lock_entries(&self, estate: &Estate) -> BTreeMap<String, LockedPolicy> {
         self.modules
             .iter()
             .map(|(&id, m)| {

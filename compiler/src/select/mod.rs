@@ -114,7 +114,7 @@ impl PolicyTrace {
 }
 
 /// Key: (app, stage, image index in the app).
-pub type DecisionKey = (AppId, StageId, usize);
+pub(crate) type DecisionKey = (AppId, StageId, usize);
 
 #[derive(Debug, Clone, Default)]
 pub struct Decisions {
@@ -126,7 +126,7 @@ pub struct Decisions {
 
 impl Decisions {
     /// The app stages that wait for their first rollout.
-    pub fn waiting_stages(&self) -> std::collections::BTreeSet<(AppId, StageId)> {
+    pub(crate) fn waiting_stages(&self) -> std::collections::BTreeSet<(AppId, StageId)> {
         self.waiting.keys().map(|&(a, s, _)| (a, s)).collect()
     }
 }
@@ -382,7 +382,7 @@ impl Decision {
 
 impl Decisions {
     /// The lock entries: one per decided image, sorted by app, stage, alias.
-    pub fn lock_entries(&self, estate: &Estate) -> Vec<LockedImage> {
+    pub(crate) fn lock_entries(&self, estate: &Estate) -> Vec<LockedImage> {
         let mut out: Vec<LockedImage> = self
             .images
             .iter()

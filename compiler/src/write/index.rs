@@ -47,7 +47,7 @@ impl Stat {
     }
 
     /// The `stat` of an open file.
-    pub fn of_file(file: &fs::File) -> Option<Stat> {
+    pub(crate) fn of_file(file: &fs::File) -> Option<Stat> {
         Some(Stat::from_meta(&file.metadata().ok()?))
     }
 
@@ -118,7 +118,7 @@ impl Index {
 
     /// The blake3 of the file at `path` (relative to the output) when its
     /// `stat` is `stat` and the index can vouch for it.
-    pub fn lookup(&self, path: &str, stat: &Stat) -> Option<blake3::Hash> {
+    pub(crate) fn lookup(&self, path: &str, stat: &Stat) -> Option<blake3::Hash> {
         let seen = self.entries.get(path)?;
         (seen.stat == *stat).then_some(seen.blake3)
     }

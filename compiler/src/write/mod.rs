@@ -71,7 +71,7 @@ pub type Shared = BTreeSet<String>;
 
 /// Completes or discards what an interrupted write left in `out`. Returns
 /// whether a committed journal was applied.
-pub fn recover(out: &Path) -> Result<bool, Error> {
+pub(crate) fn recover(out: &Path) -> Result<bool, Error> {
     let dir = out.join(JOURNAL_DIR);
     if !dir.exists() {
         return Ok(false);
@@ -99,7 +99,7 @@ pub fn recover(out: &Path) -> Result<bool, Error> {
 /// What reading the output found: the files a write would refuse to touch,
 /// and the tree's files that are already there byte for byte.
 #[derive(Debug, Default)]
-pub struct Scan {
+pub(crate) struct Scan {
     pub conflicts: Vec<Conflict>,
     pub unchanged: BTreeSet<String>,
     /// The unchanged files as the output index will record them.
@@ -108,14 +108,23 @@ pub struct Scan {
 
 /// Compares the tree with `out` and the previous lock: what would be
 /// refused. Reads only.
-pub fn conflicts(out: &Path, tree: &Tree, old: Option<&Lock>) -> Result<Vec<Conflict>, Error> {
+pub(crate) fn conflicts(
+    out: &Path,
+    tree: &Tree,
+    old: Option<&Lock>,
+) -> Result<Vec<Conflict>, Error> {
     Ok(scan(out, tree, old, &Index::none())?.conflicts)
 }
 
 /// Looks at every file the tree or the previous lock names, once, in
 /// parallel: the conflicts, and which tree files need no write. A file the
 /// `index` vouches for (same `stat` as when keelson last saw it) is not read.
-pub fn scan(out: &Path, tree: &Tree, old: Option<&Lock>, index: &Index) -> Result<Scan, Error> {
+pub(crate) fn scan(
+    out: &Path,
+    tree: &Tree,
+    old: Option<&Lock>,
+    index: &Index,
+) -> Result<Scan, Error> {
     use rayon::prelude::*;
     let owned = old.map(|l| &l.files);
     let mut paths: BTreeSet<&str> = tree.iter().map(|(p, _)| p.as_str()).collect();
@@ -199,7 +208,7 @@ pub fn scan(out: &Path, tree: &Tree, old: Option<&Lock>, index: &Index) -> Resul
 /// The output index after a write: the unchanged files as `scan` saw them,
 /// those staged in new directories as they were staged, the rest as they
 /// are now.
-pub fn update_index(
+pub(crate) fn update_index(
     index: &mut Index,
     out: &Path,
     tree: &Tree,
@@ -233,7 +242,7 @@ pub fn update_index(
 
 /// The lock's `files` for a tree. A shared file with the bytes the
 /// `previous` lock records keeps its recorded hash without `images:`.
-pub fn file_entries(
+pub(crate) fn file_entries(
     tree: &Tree,
     shared: &Shared,
     previous: Option<&Lock>,
