@@ -3,6 +3,9 @@
 //! (see `registry.rs`; the default is 1,000 repositories × 200 tags).
 //! `cargo run --release -p keelson-bench -- policy [--tags T] [--calls C]`
 //! (see `policy.rs`: a WebAssembly filter policy against the same filter in Rust).
+//! `cargo run --release -p keelson-bench -- build [--apps N,N] [--runs R]`
+//! (see `build.rs`: `compile::build`, the pure half of a compile, from what
+//! `gather` read, with the estate directory gone).
 //! `cargo run --release -p keelson-bench -- diff [--apps N] [--runs R]`
 //! (see `diff.rs`: `keelson diff` between two trees of N apps, default 10,000).
 //!
@@ -17,6 +20,7 @@ use std::time::Duration;
 
 use keelson_bench::{Shape, generate, time};
 
+mod build;
 mod diff;
 mod policy;
 mod scale;
@@ -52,6 +56,9 @@ fn main() {
     }
     if args.first().map(String::as_str) == Some("scale") {
         return scale::run_scale(&args[1..]);
+    }
+    if args.first().map(String::as_str) == Some("build") {
+        return build::run(&args[1..]);
     }
     if args.first().map(String::as_str) == Some("diff") {
         return diff::run(&args[1..]);

@@ -148,7 +148,8 @@ fn change_one_app(estate: &Path) {
     std::fs::write(file, changed).unwrap();
 }
 
-pub fn run_scale(args: &[String]) {
+/// `keelson-bench scale [--apps N,N] [--runs R]`: the sizes and the runs per step.
+fn scale_args(args: &[String]) -> (Vec<usize>, usize) {
     let mut sizes = vec![100usize, 1_000, 10_000];
     let mut runs = 3usize;
     let mut i = 0;
@@ -173,51 +174,86 @@ pub fn run_scale(args: &[String]) {
         }
         i += 1;
     }
-    let keelson = keelson_bin();
-    let jsonnet = jrsonnet();
-    let program = Path::new(env!("CARGO_MANIFEST_DIR")).join("scale.jsonnet");
-    let tmp = tempfile::tempdir().unwrap();
-    let cache = tmp.path().join("cache");
-    let k = |args: &[&str]| {
-        let mut c = Command::new(&keelson);
+    (sizes, runs)
+}
+
+/// What the scale benchmark runs: the binaries, a scratch directory and the
+/// cache every keelson run shares.
+struct Scale {
+    keelson: PathBuf,
+    jsonnet: Option<PathBuf>,
+    program: PathBuf,
+    tmp: tempfile::TempDir,
+    cache: PathBuf,
+    runs: usize,
+}
+
+/// One size's timed steps.
+struct Measured {
+    files: usize,
+    check: Run,
+    check_warm: Run,
+    cold: Run,
+    warm: Run,
+    one: Run,
+    diff: Run,
+    copy: Run,
+    /// jrsonnet writing the whole equivalent tree, and just the Applications.
+    js_all: Option<(Run, usize)>,
+    js_apps: Option<(Run, usize)>,
+}
+
+impl Scale {
+    fn new(runs: usize) -> Scale {
+        let tmp = tempfile::tempdir().unwrap();
+        Scale {
+            keelson: keelson_bin(),
+            jsonnet: jrsonnet(),
+            program: Path::new(env!("CARGO_MANIFEST_DIR")).join("scale.jsonnet"),
+            cache: tmp.path().join("cache"),
+            tmp,
+            runs,
+        }
+    }
+
+    fn keelson(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(&self.keelson);
         c.args(args)
-            .env("KEELSON_CACHE_DIR", &cache)
+            .env("KEELSON_CACHE_DIR", &self.cache)
             .env("NO_COLOR", "1");
         c
-    };
-    println!(
-        "| apps × stages | files | step | time | peak memory | ÷ copy floor | per file vs jrsonnet Applications |"
-    );
-    println!("|---|---|---|---|---|---|---|");
-    for n in sizes {
-        let estate = tmp.path().join(format!("estate-{n}"));
+    }
+
+    fn measure(&self, n: usize) -> Measured {
+        let (tmp, r) = (self.tmp.path(), self.runs);
+        let k = |args: &[&str]| self.keelson(args);
+        let estate = tmp.join(format!("estate-{n}"));
         generate(&estate, Shape::standard(n)).expect("writing the estate");
         let e = estate.to_str().unwrap();
-        let out = tmp.path().join(format!("out-{n}"));
+        let out = tmp.join(format!("out-{n}"));
         let o = out.to_str().unwrap();
-        let r = runs;
 
         // Cold: every file parsed (an empty cache each run).
-        let check_cache = tmp.path().join("check-cache");
+        let check_cache = tmp.join("check-cache");
         let check = median_run(r, || {
             let _ = std::fs::remove_dir_all(&check_cache);
             run(k(&["check", e]).env("KEELSON_CACHE_DIR", &check_cache))
         });
         let cold = median_run(r, || {
             let _ = std::fs::remove_dir_all(&out);
-            let _ = std::fs::remove_dir_all(&cache);
+            let _ = std::fs::remove_dir_all(&self.cache);
             run(&mut k(&["compile", e, "-o", o, "--now", NOW]))
         });
         let files = files_under(&out);
         // Warm: the cold compile left every file's parse in the cache.
-        let check_warm = median_run(runs, || run(&mut k(&["check", e])));
-        let copy = median_run(runs, || {
-            let target = tmp.path().join("copy");
+        let check_warm = median_run(r, || run(&mut k(&["check", e])));
+        let copy = median_run(r, || {
+            let target = tmp.join("copy");
             let _ = std::fs::remove_dir_all(&target);
             run(Command::new("cp").arg("-R").arg(&out).arg(&target))
         });
-        let warm = median_run(runs, || run(&mut k(&["compile", e, "-o", o, "--now", NOW])));
-        let changed_estate = tmp.path().join(format!("changed-{n}"));
+        let warm = median_run(r, || run(&mut k(&["compile", e, "-o", o, "--now", NOW])));
+        let changed_estate = tmp.join(format!("changed-{n}"));
         generate(&changed_estate, Shape::standard(n)).unwrap();
         change_one_app(&changed_estate);
         let ce = changed_estate.to_str().unwrap();
@@ -232,93 +268,137 @@ pub fn run_scale(args: &[String]) {
             },
             || run(&mut k(&["compile", ce, "-o", o, "--now", NOW])),
         );
-
-        // jrsonnet: the whole equivalent tree, and just the Applications.
-        let generate_with = |j: &Path, what: &str| {
-            let target = tmp.path().join(format!("jsonnet-{what}"));
-            let r = median_after(
-                runs,
-                || {
-                    let _ = std::fs::remove_dir_all(&target);
-                    std::fs::create_dir_all(&target).unwrap();
-                },
-                || {
-                    run(Command::new(j)
-                        .args(["-S", "-c", "-m"])
-                        .arg(&target)
-                        .args(["--tla-code", &format!("apps={n}")])
-                        .args(["--tla-str", &format!("only={what}")])
-                        .arg(&program))
-                },
-            );
-            (r, files_under(&target))
-        };
-        let js_all = jsonnet.as_deref().map(|j| generate_with(j, "all"));
+        let js_all = self
+            .jsonnet
+            .as_deref()
+            .map(|j| self.jsonnet_tree(j, n, "all"));
         if js_all.is_some() {
             // `copy` holds the cold compile's tree (`out` has the one-app change now).
-            same_documents(&tmp.path().join("copy"), &tmp.path().join("jsonnet-all"));
+            same_documents(&tmp.join("copy"), &tmp.join("jsonnet-all"));
         }
-        let js_apps = jsonnet.as_deref().map(|j| generate_with(j, "applications"));
-        let ratio = |r: &Run| r.time.as_secs_f64() / copy.time.as_secs_f64();
-        let per_file_vs_js = |r: &Run, count: usize| match &js_apps {
-            Some((j, jfiles)) => format!(
-                "{:.2}×",
-                (r.time.as_secs_f64() / count as f64) / (j.time.as_secs_f64() / *jfiles as f64)
-            ),
-            None => "—".into(),
-        };
-        let rows: Vec<(&str, Run, String)> = vec![
-            ("`keelson check`, cold", check, "—".into()),
-            ("`keelson check`, parses cached", check_warm, "—".into()),
-            (
-                "`keelson compile`, cold",
-                cold,
-                per_file_vs_js(&cold, files),
-            ),
-            (
-                "`keelson compile`, warm, nothing changed",
-                warm,
-                per_file_vs_js(&warm, files),
-            ),
-            (
-                "`keelson compile`, warm, one app changed",
-                one,
-                per_file_vs_js(&one, files),
-            ),
-            ("`keelson diff`, one app changed", diff, "—".into()),
-            ("copy floor: `cp -R` of the tree", copy, "—".into()),
-        ];
-        for (step, r, js) in rows {
-            println!(
-                "| {n} × 3 | {files} | {step} | {} | {} | {:.2}× | {js} |",
-                s(r.time),
-                mib(&r),
-                ratio(&r)
-            );
+        let js_apps = (self.jsonnet.as_deref()).map(|j| self.jsonnet_tree(j, n, "applications"));
+        Measured {
+            files,
+            check,
+            check_warm,
+            cold,
+            warm,
+            one,
+            diff,
+            copy,
+            js_all,
+            js_apps,
         }
-        if let Some((j, jfiles)) = js_all {
-            println!(
-                "| {n} × 3 | {jfiles} | jrsonnet: the same Applications and kustomizations | {} | {} | {:.2}× | — |",
-                s(j.time),
-                mib(&j),
-                ratio(&j)
-            );
-        }
-        if let Some((j, jfiles)) = &js_apps {
-            println!(
-                "| {n} × 3 | {jfiles} | jrsonnet: the Application files only | {} | {} | {:.2}× | 1.00× |",
-                s(j.time),
-                mib(j),
-                ratio(j)
-            );
-        }
+    }
+
+    /// jrsonnet writing the equivalent of `what` (`all` or `applications`).
+    fn jsonnet_tree(&self, jrsonnet: &Path, n: usize, what: &str) -> (Run, usize) {
+        let target = self.tmp.path().join(format!("jsonnet-{what}"));
+        let r = median_after(
+            self.runs,
+            || {
+                let _ = std::fs::remove_dir_all(&target);
+                std::fs::create_dir_all(&target).unwrap();
+            },
+            || {
+                run(Command::new(jrsonnet)
+                    .args(["-S", "-c", "-m"])
+                    .arg(&target)
+                    .args(["--tla-code", &format!("apps={n}")])
+                    .args(["--tla-str", &format!("only={what}")])
+                    .arg(&self.program))
+            },
+        );
+        (r, files_under(&target))
+    }
+}
+
+/// The table rows of one size, as ratios against the copy floor measured
+/// in the same run.
+fn print_rows(n: usize, m: Measured) {
+    let Measured {
+        files,
+        check,
+        check_warm,
+        cold,
+        warm,
+        one,
+        diff,
+        copy,
+        js_all,
+        js_apps,
+    } = m;
+    let ratio = |r: &Run| r.time.as_secs_f64() / copy.time.as_secs_f64();
+    let per_file_vs_js = |r: &Run, count: usize| match &js_apps {
+        Some((j, jfiles)) => format!(
+            "{:.2}×",
+            (r.time.as_secs_f64() / count as f64) / (j.time.as_secs_f64() / *jfiles as f64)
+        ),
+        None => "—".into(),
+    };
+    let rows: Vec<(&str, &Run, String)> = vec![
+        ("`keelson check`, cold", &check, "—".into()),
+        ("`keelson check`, parses cached", &check_warm, "—".into()),
+        (
+            "`keelson compile`, cold",
+            &cold,
+            per_file_vs_js(&cold, files),
+        ),
+        (
+            "`keelson compile`, warm, nothing changed",
+            &warm,
+            per_file_vs_js(&warm, files),
+        ),
+        (
+            "`keelson compile`, warm, one app changed",
+            &one,
+            per_file_vs_js(&one, files),
+        ),
+        ("`keelson diff`, one app changed", &diff, "—".into()),
+        ("copy floor: `cp -R` of the tree", &copy, "—".into()),
+    ];
+    for (step, r, js) in rows {
         println!(
-            "\n{n} apps: one-app change is {:.1}× faster than cold; warm nothing-changed is {:.2}× the copy floor\n",
-            cold.time.as_secs_f64() / one.time.as_secs_f64(),
-            ratio(&warm)
+            "| {n} × 3 | {files} | {step} | {} | {} | {:.2}× | {js} |",
+            s(r.time),
+            mib(r),
+            ratio(r)
         );
     }
-    if jsonnet.is_none() {
+    if let Some((j, jfiles)) = &js_all {
+        println!(
+            "| {n} × 3 | {jfiles} | jrsonnet: the same Applications and kustomizations | {} | {} | {:.2}× | — |",
+            s(j.time),
+            mib(j),
+            ratio(j)
+        );
+    }
+    if let Some((j, jfiles)) = &js_apps {
+        println!(
+            "| {n} × 3 | {jfiles} | jrsonnet: the Application files only | {} | {} | {:.2}× | 1.00× |",
+            s(j.time),
+            mib(j),
+            ratio(j)
+        );
+    }
+    println!(
+        "\n{n} apps: one-app change is {:.1}× faster than cold; warm nothing-changed is {:.2}× the copy floor\n",
+        cold.time.as_secs_f64() / one.time.as_secs_f64(),
+        ratio(&warm)
+    );
+}
+
+pub fn run_scale(args: &[String]) {
+    let (sizes, runs) = scale_args(args);
+    let scale = Scale::new(runs);
+    println!(
+        "| apps × stages | files | step | time | peak memory | ÷ copy floor | per file vs jrsonnet Applications |"
+    );
+    println!("|---|---|---|---|---|---|---|");
+    for n in sizes {
+        print_rows(n, scale.measure(n));
+    }
+    if scale.jsonnet.is_none() {
         eprintln!("jrsonnet is not installed: its rows are missing (scripts/bench.sh installs it)");
     }
 }

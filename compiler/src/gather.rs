@@ -92,7 +92,7 @@ pub struct ManifestFile {
 /// Reads everything compiling the estate in `dir` into `out` needs. Only
 /// I/O failures that stop a command (an unreadable directory, a damaged
 /// lock) are `Err`; everything wrong with the inputs is a diagnostic.
-pub(crate) fn gather(dir: &Path, out: &Path, options: &Options) -> Result<Gathered, Error> {
+pub fn gather(dir: &Path, out: &Path, options: &Options) -> Result<Gathered, Error> {
     let mut laps = Laps::start();
     let cache = ParseCache::new(options.registry.cache_dir.as_deref());
     let checked = check::check_dir_cached(dir, &cache)?;
