@@ -4,6 +4,13 @@
 use keelson::diagnostic::Code;
 use keelson_tests::repo_root;
 
+pub fn trials() -> Vec<keelson_testkit::harness::Trial> {
+    keelson_testkit::trials![
+        every_diagnostic_code_is_documented,
+        every_kdl_example_parses,
+    ]
+}
+
 fn book_files() -> Vec<std::path::PathBuf> {
     let mut files: Vec<_> = std::fs::read_dir(repo_root().join("book/src"))
         .expect("book/src exists")
@@ -43,7 +50,6 @@ fn fenced_blocks(lang: &str) -> Vec<(String, usize, String)> {
     out
 }
 
-#[test]
 fn every_diagnostic_code_is_documented() {
     let text = std::fs::read_to_string(repo_root().join("book/src/diagnostics.md")).unwrap();
     let documented: Vec<&str> = text
@@ -78,7 +84,6 @@ fn every_diagnostic_code_is_documented() {
     }
 }
 
-#[test]
 fn every_kdl_example_parses() {
     let blocks = fenced_blocks("kdl");
     assert!(blocks.len() > 20, "expected the book to hold KDL examples");

@@ -14,15 +14,16 @@
 //! forced compile then does exactly what the diff said (the same files
 //! created, updated and removed), and that a second diff finds no changes.
 //!
-//! `KEELSON_BLESS=1 cargo test --test diffs` rewrites the goldens.
+//! `KEELSON_BLESS=1 cargo test -p keelson-tests --test it -- diffs::` rewrites
+//! the goldens.
 
 use std::path::Path;
 
 use keelson::compile::{self, Options};
 use keelson::diagnostic::render_concise;
 use keelson::diff::{self, Against, Status, render};
+use keelson_testkit::harness::{self, Failed, Trial};
 use keelson_tests::{bless, compare_golden, repo_root, subdirs};
-use libtest_mimic::{Arguments, Failed, Trial};
 
 const NOW: &str = "2026-11-23T09:30:00Z";
 
@@ -173,15 +174,13 @@ fn run_case(case: &Path) -> Result<(), Failed> {
     Ok(())
 }
 
-fn main() {
-    let args = Arguments::from_args();
-    let cases = repo_root().join("tests/diff");
-    let trials = subdirs(&cases)
+/// One trial per case.
+pub fn trials() -> Vec<Trial> {
+    subdirs(&repo_root().join("tests/diff"))
         .into_iter()
         .map(|dir| {
             let name = dir.file_name().unwrap().to_string_lossy().into_owned();
-            Trial::test(format!("diff::{name}"), move || run_case(&dir))
+            harness::case(format!("diffs::{name}"), move || run_case(&dir))
         })
-        .collect();
-    libtest_mimic::run(&args, trials).exit();
+        .collect()
 }

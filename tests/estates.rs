@@ -4,15 +4,16 @@
 //! A case holds an estate (its `*.kdl` files and whatever they reference) and
 //! `expected.diagnostics`: exactly what `keelson check --format concise`
 //! prints for it (empty for a valid estate). Adding a case is adding a
-//! directory; `KEELSON_BLESS=1 cargo test --test estates` writes the goldens.
+//! directory; `KEELSON_BLESS=1 cargo test -p keelson-tests --test it -- estates::`
+//! writes the goldens.
 //! Examples must check with no diagnostics at all.
 
 use std::path::Path;
 
 use keelson::check;
 use keelson::diagnostic::render_concise;
+use keelson_testkit::harness::{self, Failed, Trial};
 use keelson_tests::{compare_golden, repo_root, subdirs};
-use libtest_mimic::{Arguments, Failed, Trial};
 
 fn check_case(dir: &Path) -> Result<(), Failed> {
     let checked = check::check_dir(dir).map_err(|e| format!("check failed to run: {e}"))?;
@@ -34,17 +35,20 @@ fn check_example(dir: &Path) -> Result<(), Failed> {
     Ok(())
 }
 
-fn main() {
-    let args = Arguments::from_args();
+/// One trial per case, and one per example.
+pub fn trials() -> Vec<Trial> {
     let root = repo_root();
     let mut trials = Vec::new();
     for dir in subdirs(&root.join("tests/estates")) {
         let name = format!("estates::{}", dir.file_name().unwrap().to_string_lossy());
-        trials.push(Trial::test(name, move || check_case(&dir)));
+        trials.push(harness::case(name, move || check_case(&dir)));
     }
     for dir in subdirs(&root.join("examples")) {
-        let name = format!("examples::{}", dir.file_name().unwrap().to_string_lossy());
-        trials.push(Trial::test(name, move || check_example(&dir)));
+        let name = format!(
+            "estates::examples::{}",
+            dir.file_name().unwrap().to_string_lossy()
+        );
+        trials.push(harness::case(name, move || check_example(&dir)));
     }
-    libtest_mimic::run(&args, trials).exit();
+    trials
 }

@@ -5,6 +5,34 @@ use std::sync::OnceLock;
 
 use keelson_tests::schema::{ImageUpdaterSchema, Validator, kubectl_kustomize};
 
+pub fn trials() -> Vec<keelson_testkit::harness::Trial> {
+    keelson_testkit::trials![
+        application_valid,
+        application_unknown_field_in_spec_fails,
+        application_unknown_field_deep_fails,
+        application_missing_destination_fails,
+        application_wrong_type_fails,
+        unquoted_sync_wave_annotation_fails,
+        metadata_rules_are_checked,
+        wrong_api_version_of_a_known_kind_fails,
+        kinds_without_schema_are_not_validated,
+        app_project_valid,
+        app_project_invalid,
+        image_updater_v1_3_0_valid,
+        spec_namespace_fails_on_v1_3_0_and_is_required_on_v1_0_1,
+        v1_0_1_helm_target_needs_tag,
+        pull_request_exists_on_v1_3_0_only,
+        required_fields_with_defaults_are_defaulted,
+        image_updater_patterns_and_required_fields,
+        duplicate_list_map_keys_fail,
+        kustomization_valid,
+        kustomization_invalid,
+        validate_text_counts_and_prefixes,
+        kubectl_kustomize_builds_an_overlay,
+        kubectl_kustomize_fails_loudly,
+    ]
+}
+
 /// Loading the Application CRD takes a moment; share one validator per ImageUpdater version.
 fn v1_3_0() -> &'static Validator {
     static V: OnceLock<Validator> = OnceLock::new();
@@ -84,12 +112,10 @@ spec:
       - ServerSideApply=true
 "#;
 
-#[test]
 fn application_valid() {
     assert_valid(v1_3_0(), APPLICATION);
 }
 
-#[test]
 fn application_unknown_field_in_spec_fails() {
     let doc = edit(
         APPLICATION,
@@ -99,7 +125,6 @@ fn application_unknown_field_in_spec_fails() {
     assert_invalid(v1_3_0(), &doc, &["/spec:", "targetNamespace"]);
 }
 
-#[test]
 fn application_unknown_field_deep_fails() {
     let doc = edit(
         APPLICATION,
@@ -109,7 +134,6 @@ fn application_unknown_field_deep_fails() {
     assert_invalid(v1_3_0(), &doc, &["/spec/syncPolicy/automated", "selfheal"]);
 }
 
-#[test]
 fn application_missing_destination_fails() {
     let doc = edit(
         APPLICATION,
@@ -119,13 +143,11 @@ fn application_missing_destination_fails() {
     assert_invalid(v1_3_0(), &doc, &["/spec:", "destination"]);
 }
 
-#[test]
 fn application_wrong_type_fails() {
     let doc = edit(APPLICATION, "      - ServerSideApply=true\n", "      - 3\n");
     assert_invalid(v1_3_0(), &doc, &["/spec/syncPolicy/syncOptions/1"]);
 }
 
-#[test]
 fn unquoted_sync_wave_annotation_fails() {
     // Annotation values are strings; the API server refuses a YAML integer here.
     let doc = edit(APPLICATION, r#"sync-wave: "1""#, "sync-wave: 1");
@@ -136,7 +158,6 @@ fn unquoted_sync_wave_annotation_fails() {
     );
 }
 
-#[test]
 fn metadata_rules_are_checked() {
     assert_invalid(
         v1_3_0(),
@@ -159,13 +180,11 @@ fn metadata_rules_are_checked() {
     );
 }
 
-#[test]
 fn wrong_api_version_of_a_known_kind_fails() {
     let doc = edit(APPLICATION, "argoproj.io/v1alpha1", "argoproj.io/v1");
     assert_invalid(v1_3_0(), &doc, &["/apiVersion"]);
 }
 
-#[test]
 fn kinds_without_schema_are_not_validated() {
     let deployment =
         "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: x}\nspec: {whatever: 1}\n";
@@ -197,12 +216,10 @@ spec:
       kind: Namespace
 "#;
 
-#[test]
 fn app_project_valid() {
     assert_valid(v1_3_0(), APP_PROJECT);
 }
 
-#[test]
 fn app_project_invalid() {
     // sourceRepos is a list, and there is no `destination` (singular).
     let doc = edit(
@@ -254,12 +271,10 @@ fn with_spec_namespace(doc: &str) -> String {
     edit(doc, "spec:\n", "spec:\n  namespace: argocd\n")
 }
 
-#[test]
 fn image_updater_v1_3_0_valid() {
     assert_valid(v1_3_0(), IMAGE_UPDATER);
 }
 
-#[test]
 fn spec_namespace_fails_on_v1_3_0_and_is_required_on_v1_0_1() {
     let with_ns = with_spec_namespace(IMAGE_UPDATER);
     assert_invalid(v1_3_0(), &with_ns, &["/spec:", "namespace"]);
@@ -271,7 +286,6 @@ fn spec_namespace_fails_on_v1_3_0_and_is_required_on_v1_0_1() {
     );
 }
 
-#[test]
 fn v1_0_1_helm_target_needs_tag() {
     let helm = edit(
         IMAGE_UPDATER,
@@ -296,7 +310,6 @@ fn v1_0_1_helm_target_needs_tag() {
     assert_valid(v1_0_1(), &with_spec_namespace(&both));
 }
 
-#[test]
 fn pull_request_exists_on_v1_3_0_only() {
     let pr = edit(
         IMAGE_UPDATER,
@@ -321,7 +334,6 @@ fn pull_request_exists_on_v1_3_0_only() {
     );
 }
 
-#[test]
 fn required_fields_with_defaults_are_defaulted() {
     // v1.0.1 requires writeBackConfig.method but defaults it to "argocd", as the API server does.
     let no_method = edit(IMAGE_UPDATER, "    method: git\n", "");
@@ -331,7 +343,6 @@ fn required_fields_with_defaults_are_defaulted() {
     assert_valid(v1_0_1(), &with_spec_namespace(&null_method));
 }
 
-#[test]
 fn image_updater_patterns_and_required_fields() {
     let v = v1_3_0();
     assert_invalid(
@@ -381,7 +392,6 @@ fn image_updater_patterns_and_required_fields() {
     );
 }
 
-#[test]
 fn duplicate_list_map_keys_fail() {
     // images is an x-kubernetes-list-type: map keyed by alias.
     let twice = edit(
@@ -413,7 +423,6 @@ labels:
       app.kubernetes.io/part-of: shop
 "#;
 
-#[test]
 fn kustomization_valid() {
     assert_valid(v1_3_0(), KUSTOMIZATION);
     let bare = edit(
@@ -424,7 +433,6 @@ fn kustomization_valid() {
     v1_3_0().validate_kustomization(&parse(&bare)).unwrap();
 }
 
-#[test]
 fn kustomization_invalid() {
     let images = edit(
         KUSTOMIZATION,
@@ -448,7 +456,6 @@ fn kustomization_invalid() {
 // ---------------------------------------------------------------------------------------------
 // Multi-document text
 
-#[test]
 fn validate_text_counts_and_prefixes() {
     let text = format!(
         "{APPLICATION}---\n{APP_PROJECT}---\napiVersion: v1\nkind: Namespace\nmetadata: {{name: shop}}\n---\n"
@@ -471,7 +478,6 @@ fn validate_text_counts_and_prefixes() {
 // ---------------------------------------------------------------------------------------------
 // kubectl kustomize
 
-#[test]
 fn kubectl_kustomize_builds_an_overlay() {
     let dir = tempfile::tempdir().unwrap();
     let write = |path: &str, text: &str| {
@@ -511,8 +517,6 @@ spec:
     assert_eq!(v1_3_0().validate_text("kustomize output", &out), Ok(0));
 }
 
-#[test]
-#[should_panic(expected = "failed")]
 fn kubectl_kustomize_fails_loudly() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
@@ -520,5 +524,7 @@ fn kubectl_kustomize_fails_loudly() {
         "resources:\n  - missing.yaml\n",
     )
     .unwrap();
-    kubectl_kustomize(dir.path());
+    let panic = keelson_testkit::harness::catch(|| kubectl_kustomize(dir.path()))
+        .expect_err("kubectl kustomize of a broken kustomization must panic");
+    assert!(panic.contains("failed"), "{panic}");
 }

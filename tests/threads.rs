@@ -8,6 +8,10 @@ use keelson::diff::{self, Against, render};
 use keelson_bench::{Shape, generate};
 use keelson_tests::read_tree as tree;
 
+pub fn trials() -> Vec<keelson_testkit::harness::Trial> {
+    keelson_testkit::trials![output_is_identical_for_any_thread_count,]
+}
+
 fn options() -> Options {
     let mut o = Options {
         now: Some("2026-11-23T09:30:00Z".parse().unwrap()),
@@ -17,7 +21,6 @@ fn options() -> Options {
     o
 }
 
-#[test]
 fn output_is_identical_for_any_thread_count() {
     let tmp = tempfile::tempdir().unwrap();
     let (estate, changed) = (tmp.path().join("estate"), tmp.path().join("changed"));

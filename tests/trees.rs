@@ -11,16 +11,17 @@
 //!   `kubectl kustomize`, and each image its overlay pins must appear, pinned,
 //!   in the rendered manifests.
 //!
-//! `KEELSON_BLESS=1 cargo test --test trees` rewrites the goldens.
+//! `KEELSON_BLESS=1 cargo test -p keelson-tests --test it -- trees::` rewrites
+//! the goldens.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use keelson::compile::{self, Options};
 use keelson::diagnostic::render_concise;
+use keelson_testkit::harness::{self, Failed, Trial};
 use keelson_tests::schema::{ImageUpdaterSchema, Validator, kubectl_kustomize};
 use keelson_tests::{bless, compare_golden, repo_root, subdirs};
-use libtest_mimic::{Arguments, Failed, Trial};
 
 /// Every file under `dir`, relative, `/`-separated, with its bytes.
 fn read_tree(dir: &Path) -> BTreeMap<String, Vec<u8>> {
@@ -287,16 +288,17 @@ fn run_case(
     Ok(())
 }
 
-fn main() {
-    let args = Arguments::from_args();
+/// One trial per example, per compile case and per promotion walkthrough.
+pub fn trials() -> Vec<Trial> {
     let root = repo_root();
     let mut trials = Vec::new();
     for dir in subdirs(&root.join("examples")) {
         let name = dir.file_name().unwrap().to_string_lossy().into_owned();
         let golden = root.join("tests/trees").join(&name);
-        trials.push(Trial::test(format!("examples::{name}"), move || {
-            run_case(&dir, Some(&golden), None)
-        }));
+        trials.push(harness::case(
+            format!("trees::examples::{name}"),
+            move || run_case(&dir, Some(&golden), None),
+        ));
     }
     let cases = root.join("tests/compile");
     if cases.is_dir() {
@@ -304,25 +306,29 @@ fn main() {
             let name = dir.file_name().unwrap().to_string_lossy().into_owned();
             let diags: PathBuf = dir.join("expected.diagnostics");
             let golden = dir.join("expected");
-            trials.push(Trial::test(format!("compile::{name}"), move || {
-                if diags.exists() {
-                    run_case(&dir, None, Some(&diags))
-                } else {
-                    run_case(&dir, Some(&golden), None)
-                }
-            }));
+            trials.push(harness::case(
+                format!("trees::compile::{name}"),
+                move || {
+                    if diags.exists() {
+                        run_case(&dir, None, Some(&diags))
+                    } else {
+                        run_case(&dir, Some(&golden), None)
+                    }
+                },
+            ));
         }
     }
     let walks = root.join("tests/promotion");
     if walks.is_dir() {
         for dir in subdirs(&walks) {
             let name = dir.file_name().unwrap().to_string_lossy().into_owned();
-            trials.push(Trial::test(format!("promotion::{name}"), move || {
-                run_walk(&dir)
-            }));
+            trials.push(harness::case(
+                format!("trees::promotion::{name}"),
+                move || run_walk(&dir),
+            ));
         }
     }
-    libtest_mimic::run(&args, trials).exit();
+    trials
 }
 
 /// A promotion walkthrough: `tests/promotion/<walk>/` names an example

@@ -2,7 +2,9 @@
 //! (`fuzz/fuzz_targets/*.rs`) and the regression test
 //! (`compiler/tests/fuzz_regressions.rs`) both call these functions, so an
 //! input the fuzzer found is replayed by `cargo test` through exactly the
-//! same path. See `book/src/fuzzing.md`.
+//! same path. The property tests (`tests/properties.rs`) check their random
+//! estates with the same [`check_in_memory`] and [`format_keeps_meaning`].
+//! See `book/src/fuzzing.md`.
 //!
 //! Every function takes arbitrary bytes and must return normally: a panic is
 //! a bug (keelson turns every bad input into a diagnostic or an error). The
@@ -11,6 +13,7 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::check::Checked;
 use crate::diagnostic::{Diagnostics, Format, render};
 use crate::discover::cache::Cached;
 use crate::discover::client::{self, ErrorKind, RegistryError};
@@ -42,29 +45,7 @@ pub fn kdl_lower(data: &[u8]) {
         .collect();
     let texts: Vec<String> = files.iter().map(|(_, _, t)| t.clone()).collect();
 
-    let mut diags = Diagnostics::default();
-    let loaded = crate::load::load_sources(Path::new(ROOT), files, &mut diags);
-    let checked = crate::check::check_loaded(loaded, diags, false);
-    for d in &checked.diagnostics {
-        for label in std::iter::once(&d.primary).chain(&d.secondary) {
-            let text = &checked.loaded.sources.get(label.loc.file).text;
-            assert!(
-                label.loc.offset + label.loc.len <= text.len(),
-                "diagnostic `{}` points past the end of its file",
-                d.message
-            );
-        }
-        assert!(!d.message.is_empty(), "a diagnostic without a message");
-    }
-    for format in [Format::Human, Format::Concise, Format::Json, Format::Github] {
-        let _ = render(&checked.diagnostics, &checked.loaded.sources, format, false);
-    }
-    let _ = render(
-        &checked.diagnostics,
-        &checked.loaded.sources,
-        Format::Human,
-        true,
-    );
+    let checked = check_in_memory(Path::new(ROOT), files);
     if !checked.has_errors() {
         if let (Some(estate), Some(g)) = (&checked.estate, &checked.graph) {
             let _ = crate::graph::to_dot(estate, g);
@@ -73,7 +54,7 @@ pub fn kdl_lower(data: &[u8]) {
     }
 
     for text in &texts {
-        format_keeps_meaning(text);
+        let _ = format_keeps_meaning(text);
         cache_keeps_the_parse(text);
     }
     // The same bytes read as a cached parse and as an output index: files
@@ -102,11 +83,47 @@ fn cache_keeps_the_parse(text: &str) {
     );
 }
 
-/// `keelson fmt`: a file that parses formats to text that parses to the same
-/// document, and formatting that again changes nothing.
-fn format_keeps_meaning(text: &str) {
+/// `keelson check` on files held in memory (`(name, path, text)`, as
+/// [`crate::load::load_sources`] takes them, the paths under `root`), with
+/// the filesystem checks off, held to what every input must give: each
+/// diagnostic has a message and points inside its file, and every renderer
+/// (human with and without colour, concise, JSON, GitHub) copes with
+/// whatever was reported. `kdl_lower` and the property tests
+/// (`tests/properties.rs`) both check estates through this one function.
+pub fn check_in_memory(root: &Path, files: Vec<(String, PathBuf, String)>) -> Checked {
+    let mut diags = Diagnostics::default();
+    let loaded = crate::load::load_sources(root, files, &mut diags);
+    let checked = crate::check::check_loaded(loaded, diags, false);
+    for d in &checked.diagnostics {
+        for label in std::iter::once(&d.primary).chain(&d.secondary) {
+            let text = &checked.loaded.sources.get(label.loc.file).text;
+            assert!(
+                label.loc.offset + label.loc.len <= text.len(),
+                "diagnostic `{}` points past the end of its file",
+                d.message
+            );
+        }
+        assert!(!d.message.is_empty(), "a diagnostic without a message");
+    }
+    for format in [Format::Human, Format::Concise, Format::Json, Format::Github] {
+        let _ = render(&checked.diagnostics, &checked.loaded.sources, format, false);
+    }
+    let _ = render(
+        &checked.diagnostics,
+        &checked.loaded.sources,
+        Format::Human,
+        true,
+    );
+    checked
+}
+
+/// `keelson fmt` on one file: a file that parses formats to text that parses
+/// to the same document, and formatting that again changes nothing. Returns
+/// the formatted text, or `None` when the file does not parse (`fmt` leaves
+/// it alone). `kdl_lower` and the property tests both call it.
+pub fn format_keeps_meaning(text: &str) -> Option<String> {
     let Ok(formatted) = crate::fmt::format_source(text) else {
-        return;
+        return None;
     };
     let mut before = crate::load::parse_kdl(text).expect("format_source parsed it");
     let mut after = crate::load::parse_kdl(&formatted)
@@ -120,6 +137,7 @@ fn format_keeps_meaning(text: &str) {
     );
     let again = crate::fmt::format_source(&formatted).expect("formatted text parses");
     assert_eq!(again, formatted, "formatting is not idempotent");
+    Some(formatted)
 }
 
 /// A policy's output through the host's boundary: `abi::parse_output`,

@@ -3,29 +3,27 @@
 //! Updater write-backs never reverted, nothing written on failure, and a kill
 //! at any step of the write recovered by the next run.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+
+use crate::support::{Run, copy_tree, keelson, read_tree as tree, repo_root};
+
+pub fn trials() -> Vec<keelson_testkit::harness::Trial> {
+    keelson_testkit::trials![
+        a_kill_at_any_step_of_the_write_is_recovered_by_the_next_run,
+        image_updater_write_backs_are_never_reverted,
+        compiling_twice_anywhere_gives_identical_bytes,
+        a_failed_compile_writes_nothing,
+        a_hand_edited_file_is_refused_until_forced,
+        files_keelson_does_not_own_are_kept_and_never_overwritten,
+        removed_apps_leave_with_their_files_only,
+        offline_replays_the_lock,
+        a_damaged_lock_or_journal_stops_the_compile_and_changes_nothing,
+    ]
+}
 
 /// Every compile here runs at one fixed `--now`, so trees from separate
 /// compiles (whose locks record `since`) compare equal.
 const NOW: &str = "2026-11-23T09:30:00Z";
-
-fn keelson(args: &[&str], cwd: &Path, env: &[(&str, &str)]) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_keelson"));
-    cmd.args(args).current_dir(cwd).env("NO_COLOR", "1");
-    if args.first() == Some(&"compile") {
-        cmd.args(["--now", NOW]);
-    }
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    cmd.output().expect("keelson runs")
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
 
 fn temp_dir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("keelson-compile-{}-{name}", std::process::id()));
@@ -34,46 +32,19 @@ fn temp_dir(name: &str) -> PathBuf {
     dir
 }
 
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
-}
-
 /// A copy of the quickstart example in `dir/estate`.
 fn quickstart(dir: &Path) -> PathBuf {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
     let estate = dir.join("estate");
-    copy_dir(&root.join("examples/quickstart"), &estate);
+    copy_tree(&repo_root().join("examples/quickstart"), &estate);
     estate
 }
 
-fn tree(dir: &Path) -> BTreeMap<String, Vec<u8>> {
-    keelson::check::walk(dir)
-        .into_iter()
-        .map(|p| {
-            let rel = p
-                .strip_prefix(dir)
-                .unwrap()
-                .to_string_lossy()
-                .replace('\\', "/");
-            let bytes = std::fs::read(&p).unwrap();
-            (rel, bytes)
-        })
-        .collect()
-}
-
-fn compile(dir: &Path, extra: &[&str]) -> Output {
-    let mut args = vec!["compile", "estate", "-o", "out"];
-    args.extend_from_slice(extra);
-    keelson(&args, dir, &[])
+/// `keelson compile estate -o out` in `dir`, at [`NOW`].
+fn compile(dir: &Path, extra: &[&str]) -> Run {
+    keelson(["compile", "estate", "-o", "out", "--now", NOW])
+        .args(extra)
+        .cwd(dir)
+        .run()
 }
 
 /// Replaces `from` (which must be there) with `to` in a file.
@@ -87,39 +58,31 @@ const REMOVE_PROD: &str = "    deploy \"prod\" cluster=\"mgmt\" namespace=\"hell
 
 const DEV_OVERLAY: &str = "out/k8s/hello/overlays/dev/kustomization.yaml";
 
-#[test]
 fn compiling_twice_anywhere_gives_identical_bytes() {
     let dir = temp_dir("determinism");
     quickstart(&dir);
     let o = compile(&dir, &[]);
-    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(o.status.success(), "{}", o.err());
     // From another working directory, with absolute paths.
     let other = temp_dir("determinism-cwd");
     let estate = dir.join("estate");
     let out2 = other.join("out2");
-    let o = keelson(
-        &[
-            "compile",
-            estate.to_str().unwrap(),
-            "-o",
-            out2.to_str().unwrap(),
-        ],
-        &other,
-        &[],
-    );
-    assert!(o.status.success(), "{}", stderr(&o));
+    let o = keelson(["compile", "--now", NOW, "-o"])
+        .args([&out2, &estate])
+        .cwd(&other)
+        .run();
+    assert!(o.status.success(), "{}", o.err());
     assert_eq!(tree(&dir.join("out")), tree(&out2));
     // Again into the same directory: nothing changes.
     let o = compile(&dir, &[]);
-    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(o.status.success(), "{}", o.err());
     assert!(
-        stderr(&o).contains("0 created, 0 updated, 0 removed"),
+        o.err().contains("0 created, 0 updated, 0 removed"),
         "{}",
-        stderr(&o)
+        o.err()
     );
 }
 
-#[test]
 fn a_failed_compile_writes_nothing() {
     let dir = temp_dir("fails");
     let estate = quickstart(&dir);
@@ -128,13 +91,12 @@ fn a_failed_compile_writes_nothing() {
     // Break the estate: the image now has no tag matching its constraint.
     replace_in(&estate.join("estate.kdl"), "^1.0", "^9.0");
     let o = compile(&dir, &[]);
-    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
-    assert!(stderr(&o).contains("no-matching-tag"), "{}", stderr(&o));
-    assert!(stderr(&o).contains("nothing was written"), "{}", stderr(&o));
+    assert_eq!(o.status.code(), Some(1), "{}", o.err());
+    assert!(o.err().contains("no-matching-tag"), "{}", o.err());
+    assert!(o.err().contains("nothing was written"), "{}", o.err());
     assert_eq!(tree(&dir.join("out")), before);
 }
 
-#[test]
 fn a_hand_edited_file_is_refused_until_forced() {
     let dir = temp_dir("hand-edit");
     quickstart(&dir);
@@ -147,8 +109,8 @@ fn a_hand_edited_file_is_refused_until_forced() {
     let before = tree(&dir.join("out"));
 
     let o = compile(&dir, &[]);
-    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
-    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(2), "{}", o.err());
+    let err = o.err();
     assert!(
         err.contains("apps/lab/mgmt/hello-prod.yaml (generated by keelson, then edited)"),
         "{err}"
@@ -161,11 +123,11 @@ fn a_hand_edited_file_is_refused_until_forced() {
     );
 
     let o = compile(&dir, &["--force"]);
-    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(o.status.success(), "{}", o.err());
     assert!(
-        stderr(&o).contains("overwrote apps/lab/mgmt/hello-prod.yaml"),
+        o.err().contains("overwrote apps/lab/mgmt/hello-prod.yaml"),
         "{}",
-        stderr(&o)
+        o.err()
     );
     assert!(
         std::fs::read_to_string(&app)
@@ -174,7 +136,6 @@ fn a_hand_edited_file_is_refused_until_forced() {
     );
 }
 
-#[test]
 fn files_keelson_does_not_own_are_kept_and_never_overwritten() {
     let dir = temp_dir("foreign");
     quickstart(&dir);
@@ -189,7 +150,7 @@ fn files_keelson_does_not_own_are_kept_and_never_overwritten() {
     .unwrap();
     std::fs::write(out.join("NOTES.md"), "ours\n").unwrap();
     let o = compile(&dir, &[]);
-    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(o.status.success(), "{}", o.err());
     assert_eq!(
         std::fs::read_to_string(out.join(".git/HEAD")).unwrap(),
         "ref: refs/heads/main\n"
@@ -213,11 +174,11 @@ fn files_keelson_does_not_own_are_kept_and_never_overwritten() {
     std::fs::create_dir_all(dir.join("out")).unwrap();
     std::fs::write(dir.join("out/README.md"), "the team's own README\n").unwrap();
     let o = compile(&dir, &[]);
-    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert_eq!(o.status.code(), Some(2), "{}", o.err());
     assert!(
-        stderr(&o).contains("README.md (not generated by keelson)"),
+        o.err().contains("README.md (not generated by keelson)"),
         "{}",
-        stderr(&o)
+        o.err()
     );
     assert_eq!(
         std::fs::read_to_string(dir.join("out/README.md")).unwrap(),
@@ -225,7 +186,6 @@ fn files_keelson_does_not_own_are_kept_and_never_overwritten() {
     );
 }
 
-#[test]
 fn removed_apps_leave_with_their_files_only() {
     let dir = temp_dir("remove");
     let estate = quickstart(&dir);
@@ -233,7 +193,7 @@ fn removed_apps_leave_with_their_files_only() {
     std::fs::write(dir.join("out/k8s/hello/overlays/prod/extra.txt"), "mine\n").unwrap();
     replace_in(&estate.join("estate.kdl"), REMOVE_PROD, "");
     let o = compile(&dir, &[]);
-    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(o.status.success(), "{}", o.err());
     assert!(!dir.join("out/apps/lab/mgmt/hello-prod.yaml").exists());
     assert!(
         !dir.join("out/k8s/hello/overlays/prod/kustomization.yaml")
@@ -246,7 +206,6 @@ fn removed_apps_leave_with_their_files_only() {
     );
 }
 
-#[test]
 fn image_updater_write_backs_are_never_reverted() {
     let dir = temp_dir("write-back");
     quickstart(&dir);
@@ -262,7 +221,7 @@ fn image_updater_write_backs_are_never_reverted() {
     assert!(
         o.status.success(),
         "a write-back is not a hand edit: {}",
-        stderr(&o)
+        o.err()
     );
     let text = std::fs::read_to_string(&overlay).unwrap();
     assert!(
@@ -281,9 +240,9 @@ fn image_updater_write_backs_are_never_reverted() {
     // Compiling again is stable.
     let o = compile(&dir, &[]);
     assert!(
-        stderr(&o).contains("0 created, 0 updated, 0 removed"),
+        o.err().contains("0 created, 0 updated, 0 removed"),
         "{}",
-        stderr(&o)
+        o.err()
     );
 
     // A write-back into `.argocd-source-<app>.yaml` (Image Updater's default
@@ -295,7 +254,7 @@ fn image_updater_write_backs_are_never_reverted() {
     )
     .unwrap();
     let o = compile(&dir, &[]);
-    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(o.status.success(), "{}", o.err());
     assert!(
         std::fs::read_to_string(&overlay)
             .unwrap()
@@ -307,7 +266,7 @@ fn image_updater_write_backs_are_never_reverted() {
     replace_in(&dir.join("estate/tags.json"), "\"1.1.0\"", "\"1.3.0\"");
     std::fs::remove_file(&source).unwrap();
     let o = compile(&dir, &[]);
-    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(o.status.success(), "{}", o.err());
     assert!(
         std::fs::read_to_string(&overlay)
             .unwrap()
@@ -320,10 +279,9 @@ fn image_updater_write_backs_are_never_reverted() {
         .replace("../../base", "../../other");
     std::fs::write(&overlay, text).unwrap();
     let o = compile(&dir, &[]);
-    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert_eq!(o.status.code(), Some(2), "{}", o.err());
 }
 
-#[test]
 fn offline_replays_the_lock() {
     let dir = temp_dir("offline");
     let estate = quickstart(&dir);
@@ -332,10 +290,10 @@ fn offline_replays_the_lock() {
     // The snapshot moves on, but --offline pins what the lock recorded.
     replace_in(&estate.join("tags.json"), "\"1.1.0\"", "\"1.1.5\"");
     let o = compile(&dir, &["--offline"]);
-    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(o.status.success(), "{}", o.err());
     assert_eq!(tree(&dir.join("out")), before);
     let o = compile(&dir, &[]);
-    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(o.status.success(), "{}", o.err());
     assert!(
         std::fs::read_to_string(dir.join(DEV_OVERLAY))
             .unwrap()
@@ -343,7 +301,6 @@ fn offline_replays_the_lock() {
     );
 }
 
-#[test]
 fn a_kill_at_any_step_of_the_write_is_recovered_by_the_next_run() {
     // The change: a new tag everywhere, and the prod stage removed, so the
     // write both replaces and removes files.
@@ -366,11 +323,10 @@ fn a_kill_at_any_step_of_the_write_is_recovered_by_the_next_run() {
         let estate = quickstart(&dir);
         assert!(compile(&dir, &[]).status.success());
         change(&estate);
-        let o = keelson(
-            &["compile", "estate", "-o", "out"],
-            &dir,
-            &[("KEELSON_TEST_CRASH_AFTER", &step.to_string())],
-        );
+        let o = keelson(["compile", "estate", "-o", "out", "--now", NOW])
+            .cwd(&dir)
+            .env("KEELSON_TEST_CRASH_AFTER", step.to_string())
+            .run();
         if o.status.success() {
             // Fewer steps than `step`: every crash point has been tried.
             assert!(step > 3, "the write should take several steps");
@@ -382,11 +338,11 @@ fn a_kill_at_any_step_of_the_write_is_recovered_by_the_next_run() {
             "step {step}: no journal after a kill"
         );
         let o = compile(&dir, &[]);
-        assert!(o.status.success(), "step {step}: {}", stderr(&o));
+        assert!(o.status.success(), "step {step}: {}", o.err());
         assert!(
-            stderr(&o).contains("completed an interrupted compile"),
+            o.err().contains("completed an interrupted compile"),
             "step {step}: {}",
-            stderr(&o)
+            o.err()
         );
         assert_eq!(
             tree(&dir.join("out")),
@@ -404,12 +360,11 @@ fn a_kill_at_any_step_of_the_write_is_recovered_by_the_next_run() {
     std::fs::create_dir_all(dir.join("out/.keelson-journal/staged")).unwrap();
     std::fs::write(dir.join("out/.keelson-journal/staged/000000"), "half").unwrap();
     let o = compile(&dir, &[]);
-    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(o.status.success(), "{}", o.err());
     assert!(!dir.join("out/.keelson-journal").exists());
     assert_eq!(tree(&dir.join("out")), old);
 }
 
-#[test]
 fn a_damaged_lock_or_journal_stops_the_compile_and_changes_nothing() {
     let dir = temp_dir("damaged-lock");
     quickstart(&dir);
@@ -417,12 +372,8 @@ fn a_damaged_lock_or_journal_stops_the_compile_and_changes_nothing() {
     std::fs::write(dir.join("out/keelson.lock"), "{ not json").unwrap();
     let before = tree(&dir.join("out"));
     let o = compile(&dir, &[]);
-    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
-    assert!(
-        stderr(&o).contains("is not a keelson lock"),
-        "{}",
-        stderr(&o)
-    );
+    assert_eq!(o.status.code(), Some(2), "{}", o.err());
+    assert!(o.err().contains("is not a keelson lock"), "{}", o.err());
     assert_eq!(tree(&dir.join("out")), before);
 
     let dir = temp_dir("damaged-journal");
@@ -432,7 +383,7 @@ fn a_damaged_lock_or_journal_stops_the_compile_and_changes_nothing() {
     std::fs::write(dir.join("out/.keelson-journal/journal.json"), "{ half").unwrap();
     let before = tree(&dir.join("out"));
     let o = compile(&dir, &[]);
-    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
-    assert!(stderr(&o).contains("is damaged"), "{}", stderr(&o));
+    assert_eq!(o.status.code(), Some(2), "{}", o.err());
+    assert!(o.err().contains("is damaged"), "{}", o.err());
     assert_eq!(tree(&dir.join("out")), before);
 }

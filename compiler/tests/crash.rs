@@ -8,16 +8,37 @@
 //!
 //! `compile.rs` kills at every step of applying the journal by fault
 //! injection; this test kills from outside, at times no step chooses.
-//! `KEELSON_CRASH_ROUNDS=N` runs more rounds (default 40);
-//! `KEELSON_CRASH_SEED=S` replays one sequence.
+//!
+//! The kill times are spread over the whole compile: the rounds of each kind
+//! (an update of an existing tree, or a first compile into an empty
+//! directory) split 0–1.2× an uninterrupted compile into equal slices, and
+//! each round kills at a point of its slice drawn from a seeded generator.
+//! The seed is fixed, so a run is repeatable (as far as the machine's timing
+//! allows); `KEELSON_CRASH_SEED=S` draws other points, and
+//! `KEELSON_CRASH_ROUNDS=N` runs N rounds instead of 12, e.g.
+//! `KEELSON_CRASH_ROUNDS=200 KEELSON_CRASH_SEED=$RANDOM cargo test -p keelson
+//! --test it -- crash::` for a long exploration. A failure names its seed and
+//! round.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
+use crate::support::keelson;
+
+pub fn trials() -> Vec<keelson_testkit::harness::Trial> {
+    keelson_testkit::trials![random_kills_leave_the_old_tree_or_one_the_next_run_completes]
+}
+
 const NOW: &str = "2026-11-23T09:30:00Z";
+
+/// The rounds of a run unless `KEELSON_CRASH_ROUNDS` says otherwise: two
+/// thirds updates, one third first compiles.
+const ROUNDS: usize = 12;
+
+/// The seed unless `KEELSON_CRASH_SEED` says otherwise ("keelson").
+const SEED: u64 = 0x6b65656c736f6e;
 
 /// An estate of `apps` apps × 2 stages sharing one directory of manifests,
 /// each with its own image; `version` is the newest tag in the snapshot,
@@ -55,18 +76,12 @@ fn estate(dir: &Path, apps: usize, version: &str, drop_from: usize) {
 }
 
 fn compile(estate: &Path, out: &Path) -> std::process::Child {
-    Command::new(env!("CARGO_BIN_EXE_keelson"))
-        // With a cache, so kills also land while parses and the output
-        // index are saved, and the next run must not be misled by them.
-        .args(["compile", "--now", NOW, "--cache-dir"])
-        .arg(out.with_file_name("cache"))
-        .arg("-o")
-        .arg(out)
-        .arg(estate)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
+    // With a cache, so kills also land while parses and the output index
+    // are saved, and the next run must not be misled by them.
+    keelson(["compile", "--now", NOW, "--cache-dir"])
+        .args([out.with_file_name("cache").as_os_str()])
+        .args(["-o".as_ref(), out.as_os_str(), estate.as_os_str()])
         .spawn()
-        .expect("keelson runs")
 }
 
 fn compile_ok(estate: &Path, out: &Path) {
@@ -126,7 +141,6 @@ impl Rng {
     }
 }
 
-#[test]
 fn random_kills_leave_the_old_tree_or_one_the_next_run_completes() {
     let tmp = tempfile::tempdir().unwrap();
     let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
@@ -150,24 +164,24 @@ fn random_kills_leave_the_old_tree_or_one_the_next_run_completes() {
     let rounds: usize = std::env::var("KEELSON_CRASH_ROUNDS")
         .ok()
         .and_then(|r| r.parse().ok())
-        .unwrap_or(40);
+        .unwrap_or(ROUNDS);
     let seed: u64 = std::env::var("KEELSON_CRASH_SEED")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos() as u64
-                | 1
-        });
-    let mut rng = Rng(seed);
+        .unwrap_or(SEED);
+    // xorshift never leaves zero.
+    let mut rng = Rng(seed.max(1));
     let out = tmp.path().join("out");
     let (mut old_kept, mut completed, mut written, mut finished) = (0, 0, 0, 0);
     // A third of the rounds start from nothing: a first compile, whose new
     // directories the journal moves into place whole.
     let empty = tmp.path().join("empty");
     std::fs::create_dir_all(&empty).unwrap();
+    let scratch_rounds = rounds / 3;
+    let update_rounds = rounds - scratch_rounds;
+    // Up to 1.2× an uninterrupted compile, so some kills land after it
+    // finished too; each kind's rounds take equal slices of that span.
+    let span = full.as_micros() as u64 * 6 / 5;
     for round in 0..rounds {
         let from_scratch = round % 3 == 2;
         let (start, old, new) = if from_scratch {
@@ -177,9 +191,13 @@ fn random_kills_leave_the_old_tree_or_one_the_next_run_completes() {
         };
         copy_tree(start, &out);
         std::fs::create_dir_all(&out).unwrap();
-        // Up to 1.2× an uninterrupted compile, so some kills land after
-        // it finished too.
-        let delay = Duration::from_micros(rng.below(full.as_micros() as u64 * 6 / 5));
+        let (slice, slices) = if from_scratch {
+            (round / 3, scratch_rounds)
+        } else {
+            (round - round / 3, update_rounds)
+        };
+        let width = span / slices.max(1) as u64;
+        let delay = Duration::from_micros(slice as u64 * width + rng.below(width));
         let mut child = compile(&b, &out);
         std::thread::sleep(delay);
         let _ = child.kill(); // SIGKILL

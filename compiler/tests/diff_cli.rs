@@ -3,20 +3,30 @@
 //! colour only when asked for or on a terminal.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
+
+use crate::support::{Run, copy_tree, keelson, repo_root};
+
+pub fn trials() -> Vec<keelson_testkit::harness::Trial> {
+    keelson_testkit::trials![
+        exit_codes,
+        against_a_git_revision,
+        colour_only_on_request_or_a_terminal,
+        pull_request_workflow,
+    ]
+}
 
 const NOW: &str = "2026-11-23T09:30:00Z";
 
-fn keelson(args: &[&str], cwd: &Path, env: &[(&str, &str)]) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_keelson"));
-    cmd.args(args).current_dir(cwd).env_remove("NO_COLOR");
+/// `keelson ARGS` in `dir` with `NO_COLOR` unset, so colour is keelson's
+/// own choice; a compile or a diff runs at [`NOW`] without a cache.
+fn run(args: &[&str], dir: &Path) -> Run {
+    let cmd = keelson(args).cwd(dir).env_remove("NO_COLOR");
     if matches!(args.first(), Some(&"compile") | Some(&"diff")) {
-        cmd.args(["--now", NOW, "--no-cache"]);
+        cmd.args(["--now", NOW, "--no-cache"]).run()
+    } else {
+        cmd.run()
     }
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    cmd.output().expect("keelson runs")
 }
 
 fn git(dir: &Path, args: &[&str]) {
@@ -39,35 +49,17 @@ fn git(dir: &Path, args: &[&str]) {
     );
 }
 
-fn text(o: &Output) -> (String, String) {
-    (
-        String::from_utf8_lossy(&o.stdout).into_owned(),
-        String::from_utf8_lossy(&o.stderr).into_owned(),
-    )
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
-}
-
 /// A repository holding the quickstart estate in `estate/` and its compiled
 /// tree in `gitops/`, committed.
 fn repo() -> (tempfile::TempDir, PathBuf) {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().to_path_buf();
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
-    copy_dir(&root.join("examples/quickstart"), &dir.join("estate"));
-    let o = keelson(&["compile", "estate", "-o", "gitops"], &dir, &[]);
-    assert!(o.status.success(), "{}", text(&o).1);
+    copy_tree(
+        &repo_root().join("examples/quickstart"),
+        &dir.join("estate"),
+    );
+    let o = run(&["compile", "estate", "-o", "gitops"], &dir);
+    assert!(o.status.success(), "{}", o.err());
     git(&dir, &["init", "-q"]);
     git(&dir, &["add", "-A"]);
     git(&dir, &["commit", "-q", "-m", "first compile"]);
@@ -85,58 +77,53 @@ fn bump(dir: &Path) {
     std::fs::write(path, s).unwrap();
 }
 
-#[test]
 fn exit_codes() {
     let (_tmp, dir) = repo();
-    let o = keelson(
+    let o = run(
         &["diff", "estate", "--against", "gitops", "--exit-code"],
         &dir,
-        &[],
     );
-    let (out, err) = text(&o);
+    let (out, err) = (o.out(), o.err());
     assert_eq!(o.status.code(), Some(0), "{out}{err}");
     assert!(out.contains("no changes"), "{out}");
 
     bump(&dir);
-    let o = keelson(
+    let o = run(
         &["diff", "estate", "--against", "gitops", "--exit-code"],
         &dir,
-        &[],
     );
-    let (out, err) = text(&o);
+    let (out, err) = (o.out(), o.err());
     assert_eq!(o.status.code(), Some(1), "{out}{err}");
     assert!(
         out.contains("ghcr.io/acme/hello:1.1.0 → ghcr.io/acme/hello:1.1.9"),
         "{out}"
     );
     // Without --exit-code, changes are not a failure.
-    let o = keelson(&["diff", "estate", "--against", "gitops"], &dir, &[]);
+    let o = run(&["diff", "estate", "--against", "gitops"], &dir);
     assert_eq!(o.status.code(), Some(0));
 
     // An estate with errors: nothing to compare, which is not "no changes".
     std::fs::write(dir.join("estate/broken.kdl"), "app \"x\" {\n").unwrap();
-    let o = keelson(
+    let o = run(
         &["diff", "estate", "--against", "gitops", "--exit-code"],
         &dir,
-        &[],
     );
-    let (out, err) = text(&o);
+    let (out, err) = (o.out(), o.err());
     assert_eq!(o.status.code(), Some(2), "{out}{err}");
     assert!(out.is_empty(), "{out}");
     assert!(err.contains("broken.kdl:"), "{err}");
 
     // Neither --against nor --against-git: a usage error.
-    let o = keelson(&["diff", "estate"], &dir, &[]);
+    let o = run(&["diff", "estate"], &dir);
     assert_eq!(o.status.code(), Some(2));
 }
 
-#[test]
 fn against_a_git_revision() {
     let (_tmp, dir) = repo();
     bump(&dir);
     // The working tree's gitops/ is not what is compared: the committed one is.
     std::fs::remove_dir_all(dir.join("gitops")).unwrap();
-    let o = keelson(
+    let o = run(
         &[
             "diff",
             "estate",
@@ -147,9 +134,8 @@ fn against_a_git_revision() {
             "--exit-code",
         ],
         &dir,
-        &[],
     );
-    let (out, err) = text(&o);
+    let (out, err) = (o.out(), o.err());
     assert_eq!(o.status.code(), Some(1), "{out}{err}");
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["against"], "HEAD:gitops");
@@ -161,17 +147,16 @@ fn against_a_git_revision() {
     assert_eq!(images[0]["new"], "ghcr.io/acme/hello:1.1.9");
 
     // A revision that is not there is an error, not an empty tree.
-    let o = keelson(
+    let o = run(
         &["diff", "estate", "--against-git", "no-such-branch:gitops"],
         &dir,
-        &[],
     );
-    let (_, err) = text(&o);
+    let err = o.err();
     assert_eq!(o.status.code(), Some(2), "{err}");
     assert!(err.contains("`no-such-branch` is not a commit"), "{err}");
 
     // A directory the revision does not have yet: everything is new.
-    let o = keelson(
+    let o = run(
         &[
             "diff",
             "estate",
@@ -181,40 +166,37 @@ fn against_a_git_revision() {
             "json",
         ],
         &dir,
-        &[],
     );
-    let (out, err) = text(&o);
+    let (out, err) = (o.out(), o.err());
     assert_eq!(o.status.code(), Some(0), "{err}");
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["exists"], false);
     assert_eq!(v["summary"]["files"]["added"], 11, "{out}");
 
     // A file is not a tree.
-    let o = keelson(
+    let o = run(
         &["diff", "estate", "--against-git", "HEAD:gitops/README.md"],
         &dir,
-        &[],
     );
     assert_eq!(o.status.code(), Some(2));
 }
 
-#[test]
 fn colour_only_on_request_or_a_terminal() {
     let (_tmp, dir) = repo();
     bump(&dir);
     let args = ["diff", "estate", "--against", "gitops"];
     // Piped: plain.
-    let o = keelson(&args, &dir, &[]);
-    assert!(!text(&o).0.contains('\u{1b}'));
+    let o = run(&args, &dir);
+    assert!(!o.out().contains('\u{1b}'));
     let mut always = args.to_vec();
     always.extend(["--color", "always"]);
-    let o = keelson(&always, &dir, &[]);
-    assert!(text(&o).0.contains("\u{1b}["));
+    let o = run(&always, &dir);
+    assert!(o.out().contains("\u{1b}["));
     // Markdown and JSON are never coloured.
     let mut md = always.clone();
     md.extend(["--format", "markdown"]);
-    let o = keelson(&md, &dir, &[]);
-    let (out, _) = text(&o);
+    let o = run(&md, &dir);
+    let out = o.out();
     assert!(
         !out.contains('\u{1b}') && out.starts_with("### keelson diff"),
         "{out}"
@@ -225,13 +207,12 @@ fn colour_only_on_request_or_a_terminal() {
 /// committed the recompiled tree, the committed tree is up to date, and the
 /// review diff against the base branch, pinned by the pull request's lock,
 /// shows what the pull request does — with no registry asked.
-#[test]
 fn pull_request_workflow() {
     let (_tmp, dir) = repo();
     git(&dir, &["checkout", "-q", "-b", "bump"]);
     bump(&dir);
-    let o = keelson(&["compile", "estate", "-o", "gitops"], &dir, &[]);
-    assert!(o.status.success(), "{}", text(&o).1);
+    let o = run(&["compile", "estate", "-o", "gitops"], &dir);
+    assert!(o.status.success(), "{}", o.err());
     git(&dir, &["commit", "-q", "-am", "bump hello"]);
     // The snapshot would pick newer tags now; --offline replays the lock.
     let snapshot = dir.join("estate/tags.json");
@@ -240,7 +221,7 @@ fn pull_request_workflow() {
         .replace("1.1.9", "1.1.10");
     std::fs::write(&snapshot, s).unwrap();
 
-    let o = keelson(
+    let o = run(
         &[
             "diff",
             "estate",
@@ -250,16 +231,15 @@ fn pull_request_workflow() {
             "--exit-code",
         ],
         &dir,
-        &[],
     );
-    let (out, err) = text(&o);
+    let (out, err) = (o.out(), o.err());
     assert_eq!(
         o.status.code(),
         Some(0),
         "the committed tree is up to date:\n{out}{err}"
     );
 
-    let o = keelson(
+    let o = run(
         &[
             "diff",
             "estate",
@@ -273,9 +253,8 @@ fn pull_request_workflow() {
             "--exit-code",
         ],
         &dir,
-        &[],
     );
-    let (out, err) = text(&o);
+    let (out, err) = (o.out(), o.err());
     assert_eq!(o.status.code(), Some(1), "{out}{err}");
     assert!(
         out.contains(

@@ -5,13 +5,21 @@
 //! holds the seed corpus. Each file goes through `keelson::fuzz_entry::<target>`,
 //! the very function the fuzz target (`fuzz/fuzz_targets/<target>.rs`) calls,
 //! so the test and the fuzzer cannot drift apart. A file that panics fails
-//! the test, which names every such file. See book/src/fuzzing.md.
+//! the test, which names every such file with its panic. See
+//! book/src/fuzzing.md.
 
-use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
+
+use keelson_testkit::harness;
+
+use crate::support::repo_root;
+
+pub fn trials() -> Vec<harness::Trial> {
+    keelson_testkit::trials![kdl_lower, policy_json, registry_response]
+}
 
 fn fuzz_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz")
+    repo_root().join("fuzz")
 }
 
 /// The files of `fuzz/<kind>/<target>/`, sorted.
@@ -39,30 +47,27 @@ fn replay(target: &str, run: fn(&[u8])) {
     let mut failed = Vec::new();
     for path in regressions.iter().chain(&seeds) {
         let data = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-        if catch_unwind(AssertUnwindSafe(|| run(&data))).is_err() {
-            failed.push(path.display().to_string());
+        if let Err(panic) = harness::catch(|| run(&data)) {
+            failed.push(format!("{}: {panic}", path.display()));
         }
     }
     assert!(
         failed.is_empty(),
-        "{} of {} inputs of `{target}` panicked (messages above):\n  {}\nreproduce one with: cargo test -p keelson --test fuzz_regressions, or scripts/fuzz.sh --reproduce {target} FILE",
+        "{} of {} inputs of `{target}` panicked:\n  {}\nreproduce one with: cargo test -p keelson --test it -- fuzz_regressions::{target}, or scripts/fuzz.sh --reproduce {target} FILE",
         failed.len(),
         regressions.len() + seeds.len(),
         failed.join("\n  ")
     );
 }
 
-#[test]
 fn kdl_lower() {
     replay("kdl_lower", keelson::fuzz_entry::kdl_lower);
 }
 
-#[test]
 fn policy_json() {
     replay("policy_json", keelson::fuzz_entry::policy_json);
 }
 
-#[test]
 fn registry_response() {
     replay("registry_response", keelson::fuzz_entry::registry_response);
 }

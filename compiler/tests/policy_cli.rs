@@ -1,31 +1,31 @@
 //! `keelson policy hash|test|new` and `keelson explain`, through the binary.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
+use crate::support::{Run, copy_tree, keelson, repo_root as root};
+
+pub fn trials() -> Vec<keelson_testkit::harness::Trial> {
+    keelson_testkit::trials![
+        a_new_image_held_by_gates_in_a_deployed_stage_is_an_error,
+        a_module_changed_since_the_lock_pinned_it_stops_the_compile,
+        explain_names_each_policy_verdict,
+        test_runs_one_call_and_prints_the_verdict,
+        hash_prints_the_recorded_pin,
+        new_scaffolds_a_crate_and_never_overwrites,
+    ]
 }
 
-fn keelson(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_keelson"))
-        .args(args)
-        .current_dir(root())
-        .env("NO_COLOR", "1")
-        .output()
-        .expect("keelson runs")
+/// `keelson ARGS` at the repository root.
+fn run(args: &[&str]) -> Run {
+    keelson(args).cwd(root()).run()
 }
 
 fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
 
-#[test]
 fn hash_prints_the_recorded_pin() {
-    let o = keelson(&["policy", "hash", "stdlib/wasm/soak-time.wasm"]);
+    let o = run(&["policy", "hash", "stdlib/wasm/soak-time.wasm"]);
     assert!(o.status.success(), "{}", text(&o.stderr));
     let hashes = std::fs::read_to_string(root().join("stdlib/wasm/HASHES")).unwrap();
     let line = hashes
@@ -35,7 +35,6 @@ fn hash_prints_the_recorded_pin() {
     assert_eq!(text(&o.stdout).trim(), format!("blake3:{}", &line[..64]));
 }
 
-#[test]
 fn test_runs_one_call_and_prints_the_verdict() {
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("input.json");
@@ -46,7 +45,7 @@ fn test_runs_one_call_and_prints_the_verdict() {
     )
     .unwrap();
     let input = input.to_str().unwrap();
-    let o = keelson(&[
+    let o = run(&[
         "policy",
         "test",
         "stdlib/wasm/soak-time.wasm",
@@ -64,7 +63,7 @@ fn test_runs_one_call_and_prints_the_verdict() {
         .unwrap()
         .replace(r#""hours":24"#, r#""hourz":24"#);
     std::fs::write(&bad, text_in).unwrap();
-    let o = keelson(&[
+    let o = run(&[
         "policy",
         "test",
         "stdlib/wasm/soak-time.wasm",
@@ -79,7 +78,7 @@ fn test_runs_one_call_and_prints_the_verdict() {
     );
 
     // A policy without params refuses ones it does not know.
-    let o = keelson(&[
+    let o = run(&[
         "policy",
         "test",
         "stdlib/wasm/same-digest.wasm",
@@ -94,11 +93,10 @@ fn test_runs_one_call_and_prints_the_verdict() {
     );
 }
 
-#[test]
 fn new_scaffolds_a_crate_and_never_overwrites() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path().to_str().unwrap();
-    let o = keelson(&["policy", "new", "team-rules", "--dir", d]);
+    let o = run(&["policy", "new", "team-rules", "--dir", d]);
     assert!(o.status.success(), "{}", text(&o.stderr));
     let krate = dir.path().join("team-rules");
     for f in [
@@ -119,15 +117,14 @@ fn new_scaffolds_a_crate_and_never_overwrites() {
         cargo.contains("team-rules") && !cargo.contains("{{"),
         "{cargo}"
     );
-    let o = keelson(&["policy", "new", "team-rules", "--dir", d]);
+    let o = run(&["policy", "new", "team-rules", "--dir", d]);
     assert_eq!(o.status.code(), Some(2));
-    let o = keelson(&["policy", "new", "Team_Rules", "--dir", d]);
+    let o = run(&["policy", "new", "Team_Rules", "--dir", d]);
     assert_eq!(o.status.code(), Some(2));
 }
 
-#[test]
 fn explain_names_each_policy_verdict() {
-    let o = keelson(&[
+    let o = run(&[
         "explain",
         "examples/promotion",
         "shop",
@@ -148,29 +145,24 @@ fn explain_names_each_policy_verdict() {
         assert!(out.contains(want), "no `{want}` in:\n{out}");
     }
     assert!(text(&o.stderr).contains("promotion-waiting"));
-    let o = keelson(&["explain", "examples/promotion", "shop", "--stage", "nope"]);
+    let o = run(&["explain", "examples/promotion", "shop", "--stage", "nope"]);
     assert_eq!(o.status.code(), Some(2));
 }
 
 /// A copy of `examples/promotion` in a temporary directory.
 fn promotion_copy() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
-    let from = root().join("examples/promotion");
-    for path in keelson::check::walk(&from) {
-        let to = dir
-            .path()
-            .join("estate")
-            .join(path.strip_prefix(&from).unwrap());
-        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
-        std::fs::copy(&path, &to).unwrap();
-    }
+    copy_tree(
+        &root().join("examples/promotion"),
+        &dir.path().join("estate"),
+    );
     dir
 }
 
-fn compile_at(dir: &Path, now: &str) -> Output {
+fn compile_at(dir: &Path, now: &str) -> Run {
     let estate = dir.join("estate");
     let out = dir.join("out");
-    keelson(&[
+    run(&[
         "compile",
         estate.to_str().unwrap(),
         "-o",
@@ -185,7 +177,6 @@ fn lock_of(dir: &Path) -> String {
     std::fs::read_to_string(dir.join("out/keelson.lock")).unwrap()
 }
 
-#[test]
 fn a_module_changed_since_the_lock_pinned_it_stops_the_compile() {
     let dir = promotion_copy();
     let o = compile_at(dir.path(), "2026-11-23T09:30:00Z");
@@ -214,7 +205,6 @@ fn a_module_changed_since_the_lock_pinned_it_stops_the_compile() {
     );
 }
 
-#[test]
 fn a_new_image_held_by_gates_in_a_deployed_stage_is_an_error() {
     let dir = promotion_copy();
     assert!(

@@ -6,28 +6,23 @@
 //! users run it.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
+use keelson::discover::client::BACKOFF_VAR;
 use keelson_testkit::{Auth, Fault, FaultKind, IndexKind, Proxy, Registry, TestImage};
 
-struct Run {
-    out: Output,
-}
+use crate::support::{Run, keelson};
 
-impl Run {
-    fn ok(&self) -> bool {
-        self.out.status.success()
-    }
-    fn code(&self) -> Option<i32> {
-        self.out.status.code()
-    }
-    fn stderr(&self) -> String {
-        String::from_utf8_lossy(&self.out.stderr).into_owned()
-    }
-    fn stdout(&self) -> String {
-        String::from_utf8_lossy(&self.out.stdout).into_owned()
-    }
+pub fn trials() -> Vec<keelson_testkit::harness::Trial> {
+    keelson_testkit::trials![
+        registry_faults_are_clear_errors_and_write_nothing,
+        every_strategy_against_a_live_registry,
+        transient_faults_are_retried_and_retry_after_is_honoured,
+        basic_auth_with_env_and_docker_config_credentials,
+        bearer_token_auth_through_the_challenge,
+        tag_lists_are_paginated_through_link_headers,
+        a_second_compile_reads_no_config_blobs,
+    ]
 }
 
 /// A scratch directory with an estate, an output and a cache.
@@ -79,18 +74,20 @@ impl Scene {
         std::fs::write(estate.join("estate.kdl"), kdl).unwrap();
     }
 
+    /// `keelson ARGS` in the scene, with its Docker config and cache, and a
+    /// first retry backoff of 1 ms: the tests count retries rather than wait
+    /// for them (a `Retry-After` is still waited for).
     fn keelson(&self, args: &[&str]) -> Run {
-        let out = Command::new(env!("CARGO_BIN_EXE_keelson"))
-            .args(args)
-            .current_dir(self.dir.path())
-            .env("NO_COLOR", "1")
+        let mut cmd = keelson(args)
+            .cwd(self.dir.path())
             .env("DOCKER_CONFIG", self.path("docker"))
             .env("KEELSON_CACHE_DIR", self.path("cache"))
-            .env_remove("LAB_CREDS")
-            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-            .output()
-            .expect("keelson runs");
-        Run { out }
+            .env(BACKOFF_VAR, "1")
+            .env_remove("LAB_CREDS");
+        for (k, v) in &self.env {
+            cmd = cmd.env(k, v);
+        }
+        cmd.run()
     }
 
     fn compile(&self, extra: &[&str]) -> Run {
@@ -142,7 +139,6 @@ fn amd64(created: &str) -> TestImage {
     TestImage::linux_amd64(created)
 }
 
-#[test]
 fn every_strategy_against_a_live_registry() {
     let reg = Registry::start(Auth::None);
     let host = reg.host();
@@ -194,7 +190,7 @@ fn every_strategy_against_a_live_registry() {
         ],
     );
     let run = s.compile(&[]);
-    assert!(run.ok(), "{}", run.stderr());
+    assert!(run.ok(), "{}", run.err());
     let tag = |i: usize| s.locked(i)["tag"].as_str().unwrap().to_string();
     assert_eq!(tag(0), "1.10.0");
     assert_eq!(tag(1), "2026-02-01");
@@ -237,8 +233,8 @@ fn every_strategy_against_a_live_registry() {
         "--format",
         "json",
     ]);
-    assert!(sel.ok(), "{}", sel.stderr());
-    let v: serde_json::Value = serde_json::from_str(&sel.stdout()).unwrap();
+    assert!(sel.ok(), "{}", sel.err());
+    let v: serde_json::Value = serde_json::from_str(&sel.out()).unwrap();
     assert_eq!(v["selected"], "y");
     let sel = s.keelson(&[
         "tags",
@@ -252,7 +248,7 @@ fn every_strategy_against_a_live_registry() {
         "--format",
         "json",
     ]);
-    let v: serde_json::Value = serde_json::from_str(&sel.stdout()).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&sel.out()).unwrap();
     assert_eq!(v["selected"], serde_json::Value::Null);
     let reasons: Vec<String> = v["dropped"]
         .as_array()
@@ -272,13 +268,12 @@ fn every_strategy_against_a_live_registry() {
     );
     let sel = s.keelson(&["tags", "select", "--image", &format!("{host}/acme/api")]);
     assert!(
-        sel.stdout().starts_with("selected: 1.10.0 (sha256:"),
+        sel.out().starts_with("selected: 1.10.0 (sha256:"),
         "{}",
-        sel.stdout()
+        sel.out()
     );
 }
 
-#[test]
 fn basic_auth_with_env_and_docker_config_credentials() {
     let reg = Registry::start(Auth::basic("ci", "s3cret-pass"));
     let host = reg.host();
@@ -292,33 +287,33 @@ fn basic_auth_with_env_and_docker_config_credentials() {
     );
     // No credentials anywhere.
     let run = s.compile(&[]);
-    assert_eq!(run.code(), Some(1), "{}", run.stderr());
+    assert_eq!(run.code(), Some(1), "{}", run.err());
     assert!(
-        run.stderr()
+        run.err()
             .contains("the registry requires credentials (401), and keelson found none"),
         "{}",
-        run.stderr()
+        run.err()
     );
     assert!(
-        run.stderr()
+        run.err()
             .contains(&format!("`{host}/team/app` at {}", reg.url())),
         "{}",
-        run.stderr()
+        run.err()
     );
     assert!(!s.path("out/keelson.lock").exists());
     // Wrong ones, from the estate's env: reference.
     s.env = vec![("LAB_CREDS".into(), "ci:wrong".into())];
     let run = s.compile(&[]);
     assert!(
-        run.stderr()
+        run.err()
             .contains("refused the credentials from env:LAB_CREDS (401)"),
         "{}",
-        run.stderr()
+        run.err()
     );
     // Right ones.
     s.env = vec![("LAB_CREDS".into(), "ci:s3cret-pass".into())];
     let run = s.compile(&[]);
-    assert!(run.ok(), "{}", run.stderr());
+    assert!(run.ok(), "{}", run.err());
     assert_eq!(s.locked(0)["tag"], "1.0.0");
     // From Docker's config.json, as `docker login` writes it.
     s.env.clear();
@@ -330,7 +325,7 @@ fn basic_auth_with_env_and_docker_config_credentials() {
     )
     .unwrap();
     let run = s.compile(&[]);
-    assert!(run.ok(), "{}", run.stderr());
+    assert!(run.ok(), "{}", run.err());
     // No credential reaches the output.
     for (path, bytes) in s.snapshot_out() {
         let text = String::from_utf8_lossy(&bytes);
@@ -342,7 +337,6 @@ fn basic_auth_with_env_and_docker_config_credentials() {
     }
 }
 
-#[test]
 fn bearer_token_auth_through_the_challenge() {
     let reg = Registry::start(Auth::token("robot", "t0ken-pass"));
     let host = reg.host();
@@ -363,11 +357,7 @@ fn bearer_token_auth_through_the_challenge() {
     };
     let run = select(&s);
     assert_eq!(run.code(), Some(2));
-    assert!(
-        run.stderr().contains("requires credentials"),
-        "{}",
-        run.stderr()
-    );
+    assert!(run.err().contains("requires credentials"), "{}", run.err());
     std::fs::write(
         s.path("docker/config.json"),
         format!(
@@ -379,10 +369,10 @@ fn bearer_token_auth_through_the_challenge() {
     let run = select(&s);
     assert_eq!(run.code(), Some(2));
     assert!(
-        run.stderr()
+        run.err()
             .contains("refused the credentials from Docker's config.json"),
         "{}",
-        run.stderr()
+        run.err()
     );
     std::fs::write(
         s.path("docker/config.json"),
@@ -394,17 +384,12 @@ fn bearer_token_auth_through_the_challenge() {
     .unwrap();
     let before = reg.token_server().unwrap().requests();
     let run = select(&s);
-    assert!(run.ok(), "{}", run.stderr());
-    assert!(
-        run.stdout().starts_with("selected: 0.2.0"),
-        "{}",
-        run.stdout()
-    );
+    assert!(run.ok(), "{}", run.err());
+    assert!(run.out().starts_with("selected: 0.2.0"), "{}", run.out());
     // One token serves every request of the repository.
     assert_eq!(reg.token_server().unwrap().requests() - before, 1);
 }
 
-#[test]
 fn registry_faults_are_clear_errors_and_write_nothing() {
     let reg = Registry::start(Auth::None);
     let host = reg.host();
@@ -420,80 +405,107 @@ fn registry_faults_are_clear_errors_and_write_nothing() {
         )],
     );
     let run = s.compile(&[]);
-    assert!(run.ok(), "{}", run.stderr());
+    assert!(run.ok(), "{}", run.err());
     let before = s.snapshot_out();
     // Estate changes that would change the output, were the compile to succeed.
     reg.push("acme/web", "1.1.0", &amd64("2026-02-01T00:00:00Z"));
-    let cases: Vec<(&str, FaultKind, &str)> = vec![
+    // With the number of requests for the faulted path where it is certain:
+    // a status worth retrying is retried once (`--registry-retries 1`), after
+    // a backoff of 1 ms or the `Retry-After` the registry sent; others, and a
+    // `Retry-After` longer than keelson waits, are not retried.
+    let cases: Vec<(&str, FaultKind, &str, Option<usize>)> = vec![
         (
             "/tags/list",
             FaultKind::status(401),
             "the registry requires credentials (401)",
+            None,
         ),
-        ("/tags/list", FaultKind::status(403), "access denied (403)"),
-        ("/tags/list", FaultKind::status(404), "not found (404)"),
         (
             "/tags/list",
-            FaultKind::status_retry_after(429, "1"),
+            FaultKind::status(403),
+            "access denied (403)",
+            Some(1),
+        ),
+        (
+            "/tags/list",
+            FaultKind::status(404),
+            "not found (404)",
+            Some(1),
+        ),
+        (
+            "/tags/list",
+            FaultKind::status_retry_after(429, "0"),
             "rate-limited (429)",
+            Some(2),
         ),
         (
             "/tags/list",
             FaultKind::status_retry_after(429, "3600"),
             "the registry asks to wait 3600s",
+            Some(1),
         ),
         (
             "/tags/list",
             FaultKind::status(500),
             "the registry answered 500",
+            Some(2),
         ),
         (
             "/tags/list",
             FaultKind::status(502),
             "the registry answered 502",
+            Some(2),
         ),
         (
             "/tags/list",
             FaultKind::status(503),
             "the registry answered 503",
+            Some(2),
         ),
         (
             "/tags/list",
             FaultKind::Truncate,
             "the tag list is not valid JSON",
+            None,
         ),
         (
             "/tags/list",
             FaultKind::Hangup,
             "the registry is unreachable",
+            None,
         ),
         (
             "/manifests/",
             FaultKind::status(500),
             "reading the manifest of `",
+            None,
         ),
         (
             "/manifests/",
             FaultKind::Truncate,
             "reading the manifest of `",
+            None,
         ),
         (
             "/blobs/",
             FaultKind::status(503),
             "reading the blob sha256:",
+            None,
         ),
         (
             "/tags/list",
             FaultKind::Delay(Duration::from_secs(3)),
             "did not answer within 1s",
+            None,
         ),
     ];
-    for (path, kind, expected) in cases {
+    for (path, kind, expected, requests) in cases {
         proxy.clear();
+        proxy.reset_log();
         proxy.inject(Fault::new(path, kind.clone()));
         let run = s.compile(&["--registry-timeout", "1", "--no-cache"]);
-        assert_eq!(run.code(), Some(1), "{kind:?}: {}", run.stderr());
-        let err = run.stderr();
+        assert_eq!(run.code(), Some(1), "{kind:?}: {}", run.err());
+        let err = run.err();
         assert!(
             err.contains(expected),
             "{kind:?}: expected `{expected}` in:\n{err}"
@@ -505,6 +517,9 @@ fn registry_faults_are_clear_errors_and_write_nothing() {
         assert!(err.contains("help: "), "{kind:?}: {err}");
         assert!(err.contains("nothing was written"), "{kind:?}: {err}");
         assert_eq!(s.snapshot_out(), before, "{kind:?} changed the output");
+        if let Some(n) = requests {
+            assert_eq!(proxy.count(path), n, "{kind:?}: requests for {path}");
+        }
     }
     // A registry that is down.
     let down = Scene::new();
@@ -517,13 +532,12 @@ fn registry_faults_are_clear_errors_and_write_nothing() {
     let run = down.compile(&[]);
     assert_eq!(run.code(), Some(1));
     assert!(
-        run.stderr().contains("the registry is unreachable"),
+        run.err().contains("the registry is unreachable"),
         "{}",
-        run.stderr()
+        run.err()
     );
 }
 
-#[test]
 fn transient_faults_are_retried_and_retry_after_is_honoured() {
     let reg = Registry::start(Auth::None);
     let host = reg.host();
@@ -536,29 +550,32 @@ fn transient_faults_are_retried_and_retry_after_is_honoured() {
         None,
         &[&format!("image \"web\" repository=\"{host}/acme/web\"")],
     );
+    let tag_list_statuses = || -> Vec<Option<u16>> {
+        proxy
+            .log()
+            .iter()
+            .filter(|l| l.path.contains("/tags/list"))
+            .map(|l| l.status)
+            .collect()
+    };
     proxy.inject(Fault::new("/tags/list", FaultKind::status(503)).times(1));
     let run = s.compile(&[]);
-    assert!(run.ok(), "{}", run.stderr());
+    assert!(run.ok(), "{}", run.err());
+    assert_eq!(tag_list_statuses(), vec![Some(503), Some(200)]);
     proxy.clear();
     proxy.reset_log();
-    proxy.inject(Fault::new("/tags/list", FaultKind::status_retry_after(429, "2")).times(1));
+    // The one real wait of these tests: the registry's own `Retry-After`.
+    proxy.inject(Fault::new("/tags/list", FaultKind::status_retry_after(429, "1")).times(1));
     let started = Instant::now();
     let run = s.compile(&[]);
-    assert!(run.ok(), "{}", run.stderr());
+    assert!(run.ok(), "{}", run.err());
     assert!(
-        started.elapsed() >= Duration::from_secs(2),
-        "Retry-After: 2 was not waited for"
+        started.elapsed() >= Duration::from_secs(1),
+        "Retry-After: 1 was not waited for"
     );
-    let statuses: Vec<Option<u16>> = proxy
-        .log()
-        .iter()
-        .filter(|l| l.path.contains("/tags/list"))
-        .map(|l| l.status)
-        .collect();
-    assert_eq!(statuses, vec![Some(429), Some(200)]);
+    assert_eq!(tag_list_statuses(), vec![Some(429), Some(200)]);
 }
 
-#[test]
 fn tag_lists_are_paginated_through_link_headers() {
     let reg = Registry::start(Auth::None);
     let host = reg.host();
@@ -581,14 +598,13 @@ fn tag_lists_are_paginated_through_link_headers() {
         "--format",
         "json",
     ]);
-    assert!(run.ok(), "{}", run.stderr());
-    let v: serde_json::Value = serde_json::from_str(&run.stdout()).unwrap();
+    assert!(run.ok(), "{}", run.err());
+    let v: serde_json::Value = serde_json::from_str(&run.out()).unwrap();
     assert_eq!(v["selected"], "1.5.0");
     assert_eq!(v["candidates"].as_array().unwrap().len(), names.len());
     assert_eq!(proxy.count("/tags/list"), 4, "7 tags in pages of 2");
 }
 
-#[test]
 fn a_second_compile_reads_no_config_blobs() {
     let reg = Registry::start(Auth::None);
     let host = reg.host();
@@ -619,12 +635,12 @@ fn a_second_compile_reads_no_config_blobs() {
         )],
     );
     let run = s.compile(&[]);
-    assert!(run.ok(), "{}", run.stderr());
+    assert!(run.ok(), "{}", run.err());
     assert_eq!(s.locked(0)["tag"], "b4");
     assert!(proxy.count("/blobs/") >= 6, "cold: every config is read");
     proxy.reset_log();
     let run = s.compile(&[]);
-    assert!(run.ok(), "{}", run.stderr());
+    assert!(run.ok(), "{}", run.err());
     assert_eq!(
         proxy.count("/blobs/"),
         0,

@@ -14,21 +14,15 @@
 //!   that fails;
 //! - `source`: where the expectation comes from upstream.
 //!
-//! `KEELSON_BLESS=1 cargo test -p keelson --test tags_select` rewrites the
+//! `KEELSON_BLESS=1 cargo test -p keelson --test it -- tags_select::` rewrites the
 //! expectation files; review every line against upstream before committing.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 
 use keelson_testkit::golden::{bless, compare_golden, subdirs};
-use libtest_mimic::{Arguments, Failed, Trial};
+use keelson_testkit::harness::{self, Failed, Trial};
 
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("compiler/ has a parent")
-        .to_path_buf()
-}
+use crate::support::{keelson, repo_root};
 
 /// The arguments of a case: one per line; the file's final newline ends the
 /// last argument rather than starting an empty one.
@@ -56,17 +50,12 @@ fn run_case(dir: &Path) -> Result<(), Failed> {
     if !dir.join("tags.json").is_file() {
         return Err(format!("{} has no tags.json", dir.display()).into());
     }
-    let out = Command::new(env!("CARGO_BIN_EXE_keelson"))
-        .args(["tags", "select"])
+    let out = keelson(["tags", "select"])
         .args(&args)
         .args(["--from-file", "tags.json", "--format", "json"])
-        .current_dir(dir)
-        .env("NO_COLOR", "1")
-        .output()
-        .map_err(|e| format!("running keelson: {e}"))?;
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    let code = out.status.code();
+        .cwd(dir)
+        .run();
+    let (stdout, stderr, code) = (out.out(), out.err(), out.code());
     let (json, err, warnings) = (
         dir.join("expected.json"),
         dir.join("expected.err"),
@@ -143,15 +132,16 @@ fn run_case(dir: &Path) -> Result<(), Failed> {
     }
 }
 
-fn main() {
-    let args = Arguments::from_args();
-    let root = repo_root().join("tests/select");
-    let trials: Vec<Trial> = subdirs(&root)
+/// One trial per case directory.
+pub fn trials() -> Vec<Trial> {
+    subdirs(&repo_root().join("tests/select"))
         .into_iter()
         .map(|dir| {
-            let name = format!("select::{}", dir.file_name().unwrap().to_string_lossy());
-            Trial::test(name, move || run_case(&dir))
+            let name = format!(
+                "tags_select::{}",
+                dir.file_name().unwrap().to_string_lossy()
+            );
+            harness::case(name, move || run_case(&dir))
         })
-        .collect();
-    libtest_mimic::run(&args, trials).exit();
+        .collect()
 }

@@ -7,6 +7,8 @@
 //! - [`TokenServer`] implements the Docker token protocol for [`Auth::Token`].
 //! - [`Proxy`] sits in front of a registry, logs requests, paginates tag lists and injects
 //!   [`Fault`]s; [`closed_port_url`] is a registry that is down.
+//! - [`harness`] runs a crate's integration tests as one binary: data-driven cases and test
+//!   functions, through libtest-mimic.
 //!
 //! It does not depend on the `keelson` crate, so the compiler's tests and benchmark can use it.
 //!
@@ -47,6 +49,7 @@
 #![warn(missing_docs)]
 
 pub mod golden;
+pub mod harness;
 mod http;
 mod image;
 mod proxy;

@@ -1,8 +1,6 @@
 //! Basic and token authentication against the real registry.
 
-mod common;
-
-use common::{ALL_MANIFESTS, basic, call, get};
+use crate::common::{ALL_MANIFESTS, basic, call, get};
 use keelson_testkit::{Auth, Registry, SERVICE, TestImage, parse_challenge};
 
 #[test]

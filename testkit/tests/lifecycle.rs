@@ -20,7 +20,7 @@ fn gone(pid: u32) -> bool {
 #[test]
 fn registry_dies_with_its_process() {
     let mut holder = Command::new(std::env::current_exe().unwrap())
-        .args(["holder", "--exact", "--ignored", "--nocapture"])
+        .args(["lifecycle::holder", "--exact", "--ignored", "--nocapture"])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()

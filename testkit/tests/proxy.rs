@@ -1,12 +1,10 @@
 //! The fault proxy in front of a real registry.
 
-mod common;
-
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use common::{ALL_MANIFESTS, Got, basic, call, call_with, get};
+use crate::common::{ALL_MANIFESTS, Got, basic, call, call_with, get};
 use keelson_testkit::{
     Auth, Fault, FaultKind, Logged, Proxy, Registry, TestImage, closed_port_url, sha256_digest,
     test_agent,

@@ -1,8 +1,6 @@
 //! An anonymous registry: single- and multi-platform pushes read back through the API.
 
-mod common;
-
-use common::{ALL_MANIFESTS, call, get};
+use crate::common::{ALL_MANIFESTS, call, get};
 use keelson_testkit::{Auth, IndexKind, ManifestKind, Registry, TestImage, sha256_digest};
 
 const CREATED: &str = "2024-05-06T07:08:09Z";

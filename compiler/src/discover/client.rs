@@ -51,18 +51,41 @@ pub struct ClientOptions {
     /// How many times a transient failure is retried.
     pub retries: u32,
     /// The first backoff; it doubles with every retry, up to `max_wait`.
+    /// A `Retry-After` the registry sends is waited for instead.
     pub backoff: Duration,
     /// The longest keelson waits before a retry, `Retry-After` included; a
     /// registry that asks for longer gets an error instead.
     pub max_wait: Duration,
 }
 
+impl ClientOptions {
+    /// The wait before retry number `attempt + 1` when the registry sent no
+    /// `Retry-After`: `backoff`, doubled with every retry, up to `max_wait`.
+    fn backoff_before(&self, attempt: u32) -> Duration {
+        self.backoff
+            .saturating_mul(1 << attempt.min(16))
+            .min(self.max_wait)
+    }
+}
+
+/// The first backoff unless [`BACKOFF_VAR`] says otherwise.
+pub const DEFAULT_BACKOFF: Duration = Duration::from_millis(250);
+
+/// `KEELSON_TEST_REGISTRY_BACKOFF_MS=N` makes the default first backoff N
+/// milliseconds. Only the registry tests set it, so that they count retries
+/// without sleeping through real backoff; `Retry-After` is still honoured.
+pub const BACKOFF_VAR: &str = "KEELSON_TEST_REGISTRY_BACKOFF_MS";
+
 impl Default for ClientOptions {
     fn default() -> Self {
+        let backoff = std::env::var(BACKOFF_VAR)
+            .ok()
+            .and_then(|ms| ms.trim().parse().ok())
+            .map_or(DEFAULT_BACKOFF, Duration::from_millis);
         ClientOptions {
             timeout: Duration::from_secs(30),
             retries: 3,
-            backoff: Duration::from_millis(250),
+            backoff,
             max_wait: Duration::from_secs(60),
         }
     }
@@ -544,12 +567,7 @@ impl Client {
 
     fn pause(&self, attempt: u32, retry_after: Option<Duration>) {
         self.counts.retries.fetch_add(1, Ordering::Relaxed);
-        let backoff = self
-            .options
-            .backoff
-            .saturating_mul(1 << attempt.min(16))
-            .min(self.options.max_wait);
-        std::thread::sleep(retry_after.unwrap_or(backoff));
+        std::thread::sleep(retry_after.unwrap_or_else(|| self.options.backoff_before(attempt)));
     }
 
     /// One HTTP exchange. Transport failures come back as the error kind they
@@ -965,6 +983,25 @@ mod tests {
             ),
             "https://o.example/x"
         );
+    }
+
+    #[test]
+    fn backoff_doubles_up_to_the_longest_wait() {
+        let options = ClientOptions {
+            backoff: Duration::from_millis(250),
+            max_wait: Duration::from_secs(1),
+            ..ClientOptions::default()
+        };
+        let waits: Vec<u128> = (0..5)
+            .map(|a| options.backoff_before(a).as_millis())
+            .collect();
+        assert_eq!(waits, [250, 500, 1000, 1000, 1000]);
+        let tiny = ClientOptions {
+            backoff: Duration::from_millis(1),
+            ..options
+        };
+        assert_eq!(tiny.backoff_before(2), Duration::from_millis(4));
+        assert_eq!(tiny.backoff_before(40), Duration::from_secs(1));
     }
 
     #[test]
