@@ -3,6 +3,7 @@
 //! found here down as plain values.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 fn var(k: &str) -> Option<PathBuf> {
     std::env::var_os(k)
@@ -33,4 +34,15 @@ pub(crate) fn no_color() -> bool {
 /// applying a journal. Only the test suite sets it.
 pub(crate) fn test_crash_point() -> Option<usize> {
     std::env::var("KEELSON_TEST_CRASH_AFTER").ok()?.parse().ok()
+}
+
+/// `KEELSON_TEST_REGISTRY_BACKOFF_MS=N` makes the first retry backoff N
+/// milliseconds. Only the registry tests set it, so that they count retries
+/// without sleeping through real backoff; `Retry-After` is still honoured.
+pub const TEST_REGISTRY_BACKOFF: &str = "KEELSON_TEST_REGISTRY_BACKOFF_MS";
+
+/// The backoff [`TEST_REGISTRY_BACKOFF`] asks for, if any.
+pub fn test_registry_backoff() -> Option<Duration> {
+    let ms = std::env::var(TEST_REGISTRY_BACKOFF).ok()?;
+    ms.trim().parse().ok().map(Duration::from_millis)
 }

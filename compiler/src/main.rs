@@ -266,6 +266,8 @@ impl RegistryArgs {
             client: keelson::discover::client::ClientOptions {
                 timeout: std::time::Duration::from_secs(self.registry_timeout.max(1)),
                 retries: self.registry_retries,
+                backoff: keelson::environment::test_registry_backoff()
+                    .unwrap_or(defaults.client.backoff),
                 ..defaults.client
             },
             cache_dir: if self.no_cache {

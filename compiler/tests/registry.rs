@@ -8,7 +8,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use keelson::discover::client::BACKOFF_VAR;
+use keelson::environment::TEST_REGISTRY_BACKOFF as BACKOFF_VAR;
 use keelson_testkit::{Auth, Fault, FaultKind, IndexKind, Proxy, Registry, TestImage};
 
 use crate::support::{Run, keelson};

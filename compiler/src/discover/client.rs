@@ -68,24 +68,15 @@ impl ClientOptions {
     }
 }
 
-/// The first backoff unless [`BACKOFF_VAR`] says otherwise.
-pub const DEFAULT_BACKOFF: Duration = Duration::from_millis(250);
-
-/// `KEELSON_TEST_REGISTRY_BACKOFF_MS=N` makes the default first backoff N
-/// milliseconds. Only the registry tests set it, so that they count retries
-/// without sleeping through real backoff; `Retry-After` is still honoured.
-pub const BACKOFF_VAR: &str = "KEELSON_TEST_REGISTRY_BACKOFF_MS";
+/// The first backoff after a transient failure, doubled with every retry.
+pub(crate) const DEFAULT_BACKOFF: Duration = Duration::from_millis(250);
 
 impl Default for ClientOptions {
     fn default() -> Self {
-        let backoff = std::env::var(BACKOFF_VAR)
-            .ok()
-            .and_then(|ms| ms.trim().parse().ok())
-            .map_or(DEFAULT_BACKOFF, Duration::from_millis);
         ClientOptions {
             timeout: Duration::from_secs(30),
             retries: 3,
-            backoff,
+            backoff: DEFAULT_BACKOFF,
             max_wait: Duration::from_secs(60),
         }
     }
