@@ -8,10 +8,28 @@
 #   scripts/build-policies.sh --check   rebuild into a temporary directory and fail unless
 #                                       every module's blake3 hash, and the toolchain, are
 #                                       the recorded ones (and the committed .wasm files
-#                                       are the recorded bytes)
+#                                       are the recorded bytes, and the sources' record is
+#                                       current)
+#   scripts/build-policies.sh --ci      what scripts/test.sh runs: the native unit tests,
+#                                       and no module rebuilt while the policy sources (and
+#                                       the toolchain) are the recorded ones; otherwise
+#                                       --check, then fail all the same if the record is stale
+#   scripts/build-policies.sh --sources print the hash of the policy sources
 #
-# Either way it first runs the native unit tests of the SDK, the standard and
-# the example policies (`cargo test`).
+# Every mode but --sources first runs the native unit tests of the SDK, the
+# standard and the example policies (`cargo test`).
+#
+# The record of the sources: the second line of each HASHES is
+# `# sources sha256:<hex>`, the sha256 of the files the modules and their
+# native tests are built from (every Cargo.toml, Cargo.lock and src/ file of
+# policies/ and stdlib/policies/, but policies/template/, which no module is
+# built from, and this script), as `--sources` prints it. A build writes it with
+# the modules, so while it is current the committed modules are what these
+# sources build to, and CI (--ci) has no module to rebuild. Change a policy, its
+# SDK, a lock file or this script, and CI fails until scripts/build-policies.sh
+# has been run and its output committed. The committed modules' hashes are
+# checked on every `cargo test` (tests/policies.rs; the embedded standard
+# modules also in compiler/src/policy/stdlib.rs).
 #
 # The guest code lives in two cargo workspaces of its own, each with its
 # committed Cargo.lock (used with --locked): policies/ (the keelson-policy SDK,
@@ -21,8 +39,8 @@
 # directories are remapped in the modules (panic messages name source files),
 # so the same toolchain gives the same bytes in any directory, on any machine.
 #
-# HASHES format: `# built with <rustc -V>`, then `<blake3 hex>  <name>.wasm`
-# lines sorted by name. Hashes come from `policy-tools hash` (the blake3
+# HASHES format: `# built with <rustc -V>`, `# sources sha256:<hex>`, then
+# `<blake3 hex>  <name>.wasm` lines sorted by name. Hashes come from `policy-tools hash` (the blake3
 # crate), which also strips the two linker-made exports rustc adds
 # (`__data_end`, `__heap_base`; `policy-tools finish`) and checks each
 # module's ABI surface (`policy-tools surface`).
@@ -38,23 +56,87 @@ die() {
     exit 1
 }
 
+USAGE="usage: scripts/build-policies.sh [--check | --ci | --sources]"
 CHECK=0
+CI_MODE=0
 case "${1:-}" in
     "") ;;
     --check) CHECK=1 ;;
+    --ci) CHECK=1 CI_MODE=1 ;;
+    --sources) ;;
     -h | --help)
-        sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'
+        sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'
         exit 0
         ;;
-    *) die "unknown argument \`$1\` (usage: scripts/build-policies.sh [--check])" ;;
+    *) die "unknown argument \`$1\` ($USAGE)" ;;
 esac
-[ $# -le 1 ] || die "too many arguments (usage: scripts/build-policies.sh [--check])"
+[ $# -le 1 ] || die "too many arguments ($USAGE)"
+
+# The files the modules and the native tests are built from, sorted.
+policy_sources() {
+    {
+        find policies stdlib/policies \( -name target -o -path policies/template \) -prune -o \
+            -type f ! -name '.*' ! -name '*~' \( -name Cargo.toml -o -name Cargo.lock -o -path '*/src/*' \) -print
+        echo scripts/build-policies.sh
+    } | LC_ALL=C sort
+}
+# Their hash: sha256 (coreutils), so checking the record builds nothing.
+sources_hash() {
+    policy_sources | tr '\n' '\0' | xargs -0 sha256sum | sha256sum | cut -d' ' -f1
+}
+SOURCES=$(sources_hash)
+if [ "${1:-}" = --sources ]; then
+    echo "sha256:$SOURCES"
+    exit 0
+fi
+RECORDS=(stdlib/wasm/HASHES policies/examples/wasm/HASHES)
 
 START=$SECONDS
 command -v cargo >/dev/null || die "cargo is not installed (https://rustup.rs)"
 command -v rustc >/dev/null || die "rustc is not installed (https://rustup.rs)"
 TOOLCHAIN=$(rustc -V)
 TARGET=wasm32-unknown-unknown
+
+# Whether both records name these sources and this toolchain.
+STALE=()
+for record in "${RECORDS[@]}"; do
+    if [ ! -f "$record" ] || [ "$(sed -n 2p "$record")" != "# sources sha256:$SOURCES" ]; then
+        STALE+=("$record")
+    fi
+done
+# --ci rebuilds the modules only when the record is not these sources and
+# this toolchain.
+REBUILD=1
+if [ "$CI_MODE" -eq 1 ] && [ ${#STALE[@]} -eq 0 ]; then
+    REBUILD=0
+    for record in "${RECORDS[@]}"; do
+        [ "$(head -n1 "$record")" = "# built with $TOOLCHAIN" ] || REBUILD=1
+    done
+    [ "$REBUILD" -eq 0 ] || echo "the policy modules were built with another toolchain than $TOOLCHAIN: rebuilding and checking them" >&2
+elif [ "$CI_MODE" -eq 1 ]; then
+    echo "the policy sources changed since ${STALE[*]} recorded them: rebuilding and checking the modules" >&2
+fi
+
+export CARGO_TARGET_DIR="$ROOT/target/policies"
+
+SDK_WS=policies/Cargo.toml
+STDLIB_WS=stdlib/policies/Cargo.toml
+for ws in "$SDK_WS" "$STDLIB_WS"; do
+    [ -f "$(dirname "$ws")/Cargo.lock" ] || die "$(dirname "$ws")/Cargo.lock is missing; it is committed, and builds use --locked"
+done
+
+echo "== native unit tests (SDK, stdlib, examples)" >&2
+if cargo fmt --version >/dev/null 2>&1; then
+    cargo fmt --manifest-path "$SDK_WS" --all -- --check || die "the guest code is not formatted (cargo fmt --manifest-path $SDK_WS --all)"
+    cargo fmt --manifest-path "$STDLIB_WS" --all -- --check || die "the guest code is not formatted (cargo fmt --manifest-path $STDLIB_WS --all)"
+fi
+cargo test --locked --manifest-path "$SDK_WS" --workspace
+cargo test --locked --manifest-path "$STDLIB_WS" --workspace --exclude keelson-policy
+
+if [ "$REBUILD" -eq 0 ]; then
+    echo "ok: the policy sources are the ones the committed modules were built from (sha256:$SOURCES, $TOOLCHAIN): nothing to rebuild; \`scripts/build-policies.sh --check\` rebuilds them ($((SECONDS - START))s)" >&2
+    exit 0
+fi
 
 # The wasm target: add it with rustup when it is missing.
 if ! rustc --print target-list | grep -qx "$TARGET"; then
@@ -69,14 +151,6 @@ if [ ! -d "$(rustc --print sysroot)/lib/rustlib/$TARGET/lib" ]; then
         die "\`rustup target add $TARGET\` did not install the $TARGET standard library"
 fi
 
-export CARGO_TARGET_DIR="$ROOT/target/policies"
-
-SDK_WS=policies/Cargo.toml
-STDLIB_WS=stdlib/policies/Cargo.toml
-for ws in "$SDK_WS" "$STDLIB_WS"; do
-    [ -f "$(dirname "$ws")/Cargo.lock" ] || die "$(dirname "$ws")/Cargo.lock is missing; it is committed, and builds use --locked"
-done
-
 # The modules: every cdylib crate of each workspace (crate name = directory
 # name). stdlib/policies/keelson-policy is a symlink to the SDK (see
 # stdlib/policies/Cargo.toml), a library only.
@@ -89,14 +163,6 @@ mapfile -t STDLIB < <(names_in stdlib/policies)
 mapfile -t EXAMPLES < <(names_in policies/examples)
 [ ${#STDLIB[@]} -gt 0 ] || die "no standard policies in stdlib/policies/"
 [ ${#EXAMPLES[@]} -gt 0 ] || die "no example policies in policies/examples/"
-
-echo "== native unit tests (SDK, stdlib, examples)" >&2
-if cargo fmt --version >/dev/null 2>&1; then
-    cargo fmt --manifest-path "$SDK_WS" --all -- --check || die "the guest code is not formatted (cargo fmt --manifest-path $SDK_WS --all)"
-    cargo fmt --manifest-path "$STDLIB_WS" --all -- --check || die "the guest code is not formatted (cargo fmt --manifest-path $STDLIB_WS --all)"
-fi
-cargo test --locked --manifest-path "$SDK_WS" --workspace
-cargo test --locked --manifest-path "$STDLIB_WS" --workspace --exclude keelson-policy
 
 echo "== building the build helper" >&2
 cargo build --locked --release --manifest-path "$SDK_WS" -p policy-tools
@@ -141,6 +207,7 @@ emit() {
     "$TOOLS" surface "${files[@]}" >&2
     {
         echo "# built with $TOOLCHAIN"
+        echo "# sources sha256:$SOURCES"
         "$TOOLS" hash "${files[@]}" | LC_ALL=C sort -k2
     } >"$out/HASHES"
 }
@@ -222,3 +289,10 @@ if [ "$FAILED" -ne 0 ]; then
 fi
 n=$(cat stdlib/wasm/HASHES policies/examples/wasm/HASHES | grep -vc '^#')
 echo "ok: $n modules rebuild to their recorded hashes with $TOOLCHAIN ($((SECONDS - START))s)" >&2
+if [ ${#STALE[@]} -gt 0 ]; then
+    for record in "${STALE[@]}"; do
+        echo "error: $record does not record the policy sources of this tree: $(sed -n 2p "$record" 2>/dev/null | sed 's/^# sources //; t; s/.*/no record/'), this tree has sha256:$SOURCES" >&2
+    done
+    echo "  help: run scripts/build-policies.sh (it tests and rebuilds the policies, and records their sources), and commit what it changes" >&2
+    exit 1
+fi

@@ -1,44 +1,55 @@
 #!/usr/bin/env bash
-# Fuzzes keelson with cargo-fuzz (libFuzzer): the targets in fuzz/fuzz_targets/.
+# Fuzzes keelson with libFuzzer: the targets in fuzz/fuzz_targets/.
 #
 #   scripts/fuzz.sh [--ci] [SECONDS] [TARGET...]
-#       --ci      the bounded run: 60 s per target unless SECONDS is given,
-#                 no sanitizer (keelson is safe Rust: we hunt panics)
-#       default   the long run: 1800 s per target, AddressSanitizer
+#       --ci      the bounded run (scripts/test.sh ends with it): 20 s per
+#                 target unless SECONDS is given, no sanitizer; built in
+#                 target/ beside `cargo test`'s build, whose dependencies it
+#                 reuses: only keelson and kdl are compiled again, with
+#                 coverage instrumentation (keelson is safe Rust: we hunt panics)
+#       default   the long run: 1800 s per target, every crate instrumented,
+#                 AddressSanitizer (a release build of its own, in fuzz/target/)
 #       TARGET    kdl_lower, policy_json, registry_response (default: all)
-#   scripts/fuzz.sh --reproduce TARGET FILE
+#   scripts/fuzz.sh [--ci] --reproduce TARGET FILE
 #       runs one input through a target (no fuzzing), with its backtrace
+#   scripts/fuzz.sh [--ci] --minimize TARGET FILE
+#       minimises a crashing input (libFuzzer's -minimize_crash) into
+#       fuzz/artifacts/TARGET/minimized-NAME
 #
-# It installs cargo-fuzz when missing (a pinned version, --locked), builds the
-# targets, and runs each on its corpus: fuzz/corpus/<target>/ (kept between
-# runs, git-ignored) plus the committed fuzz/seeds/<target>/ and
-# fuzz/regressions/<target>/, with the dictionary fuzz/dicts/<target>.dict.
-# Any crash, panic, timeout or out-of-memory fails the run (exit 1) once
-# every target has run, naming each artifact and how to reproduce, minimise
-# and keep it as a regression test.
+# No cargo-fuzz is needed: this script sets the flags cargo-fuzz would, builds
+# the targets with cargo and runs the libFuzzer binaries itself (cargo-fuzz
+# works too, on fuzz/ as usual, for its other commands). Each target runs on
+# its corpus: fuzz/corpus/<target>/ (kept between runs, git-ignored) plus the
+# committed fuzz/seeds/<target>/ and fuzz/regressions/<target>/, with the
+# dictionary fuzz/dicts/<target>.dict. Any crash, panic, timeout or
+# out-of-memory fails the run (exit 1) once every target has run, naming each
+# artifact and how to reproduce, minimise and keep it as a regression test.
 #
-# Only stable Rust is needed: cargo-fuzz's nightly flags (-Zsanitizer) work on
-# stable with RUSTC_BOOTSTRAP=1, which this script sets for cargo-fuzz only.
-# FUZZ_SANITIZER overrides the sanitizer (address, none); CARGO_BUILD_JOBS is
-# honoured. See book/src/fuzzing.md.
+# Only stable Rust is needed: the long run's -Zsanitizer works on stable with
+# RUSTC_BOOTSTRAP=1, which this script sets for that build only (never for the
+# bounded one: build scripts that probe for nightly features would answer
+# otherwise, and no dependency could be reused). FUZZ_SANITIZER overrides the
+# long run's sanitizer (address, none); CARGO_BUILD_JOBS and CARGO_TARGET_DIR
+# are honoured. See book/src/fuzzing.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+ROOT=$PWD
 
-CARGO_FUZZ_VERSION=0.13.2
 ALL_TARGETS=(kdl_lower policy_json registry_response)
 
 ci=false
-reproduce=false
+action=fuzz
 seconds=""
 targets=()
 while [ $# -gt 0 ]; do
     case "$1" in
         --ci) ci=true ;;
-        --reproduce) reproduce=true ;;
+        --reproduce) action=reproduce ;;
+        --minimize | --minimise) action=minimize ;;
         -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
         -*) echo "error: unknown option $1 (see scripts/fuzz.sh --help)" >&2; exit 2 ;;
         *)
-            if [ -z "$seconds" ] && [ "$reproduce" = false ] && [[ "$1" =~ ^[0-9]+$ ]]; then
+            if [ -z "$seconds" ] && [ "$action" = fuzz ] && [[ "$1" =~ ^[0-9]+$ ]]; then
                 seconds="$1"
             else
                 targets+=("$1")
@@ -49,45 +60,117 @@ while [ $# -gt 0 ]; do
 done
 
 if [ "$ci" = true ]; then
-    seconds="${seconds:-60}"
-    sanitizer="${FUZZ_SANITIZER:-none}"
+    seconds="${seconds:-20}"
+    sanitizer=none
 else
     seconds="${seconds:-1800}"
     sanitizer="${FUZZ_SANITIZER:-address}"
 fi
+case "$sanitizer" in
+    address | none) ;;
+    *) echo "error: FUZZ_SANITIZER=$sanitizer: use address or none" >&2; exit 2 ;;
+esac
 
 command -v cargo >/dev/null || { echo "error: cargo is not installed (https://rustup.rs)" >&2; exit 2; }
-if [ "$(cargo fuzz --version 2>/dev/null | head -n1)" != "cargo-fuzz $CARGO_FUZZ_VERSION" ]; then
-    echo "installing cargo-fuzz $CARGO_FUZZ_VERSION" >&2
-    cargo install cargo-fuzz --version "=$CARGO_FUZZ_VERSION" --locked
+
+if [ "$action" != fuzz ]; then
+    [ "${#targets[@]}" -eq 2 ] || { echo "usage: scripts/fuzz.sh [--ci] --$action TARGET FILE" >&2; exit 2; }
+    file="${targets[1]}"
+    [ -f "$file" ] || { echo "error: no file $file" >&2; exit 2; }
+    targets=("${targets[0]}")
 fi
-
-# cargo-fuzz passes -Zsanitizer (and other nightly flags); stable accepts them
-# with this. It is set for this script's cargo-fuzz runs only.
-export RUSTC_BOOTSTRAP=1
-
-# Each sanitizer builds into its own directory, so switching between the
-# bounded and the long run does not rebuild everything.
-target_dir="fuzz/target/$sanitizer"
-# One codegen unit per crate (cargo-fuzz's default) makes wasmtime's build
-# far slower for a small gain in executions per second.
-build_flags=(--fuzz-dir fuzz -s "$sanitizer" --codegen-units 16 --target-dir "$target_dir")
-
-if [ "$reproduce" = true ]; then
-    [ "${#targets[@]}" -eq 2 ] || { echo "usage: scripts/fuzz.sh --reproduce TARGET FILE" >&2; exit 2; }
-    RUST_BACKTRACE=1 exec cargo fuzz run "${build_flags[@]}" "${targets[0]}" "${targets[1]}"
-fi
-
 [ "${#targets[@]}" -gt 0 ] || targets=("${ALL_TARGETS[@]}")
 for t in "${targets[@]}"; do
     [ -f "fuzz/fuzz_targets/$t.rs" ] || { echo "error: no fuzz target \`$t\` (fuzz/fuzz_targets/)" >&2; exit 2; }
 done
 
-echo "building the fuzz targets (sanitizer: $sanitizer) into $target_dir" >&2
+# libFuzzer's coverage instrumentation, as cargo-fuzz sets it.
+SANCOV=(
+    -Cpasses=sancov-module
+    -Cllvm-args=-sanitizer-coverage-level=4
+    -Cllvm-args=-sanitizer-coverage-inline-8bit-counters
+    -Cllvm-args=-sanitizer-coverage-pc-table
+    -Cllvm-args=-sanitizer-coverage-trace-compares
+    -Cllvm-args=-sanitizer-coverage-stack-depth
+    --cfg fuzzing
+)
+
+# The fuzz workspace uses the main workspace's versions: its lock file is
+# made from ../Cargo.lock (fuzz/Cargo.lock is git-ignored), and it builds
+# offline from what `cargo fetch` brought for the main workspace.
+cargo fetch --locked --quiet
+cp Cargo.lock fuzz/Cargo.lock
+
+echo "building the fuzz targets ($([ "$ci" = true ] && echo "bounded run" || echo "long run, sanitizer: $sanitizer"))" >&2
 start=$(date +%s)
-cargo fuzz build "${build_flags[@]}"
+if [ "$ci" = true ]; then
+    # target/, with ../Cargo.toml's dev profile (fuzz/Cargo.toml repeats it):
+    # every dependency `cargo test` built there is reused as it is. keelson and
+    # kdl get settings of their own (optimised, line tables, 16 codegen units,
+    # so no other build makes these units) and fuzz/instrument.sh adds the
+    # instrumentation to them.
+    target_dir="${CARGO_TARGET_DIR:-$ROOT/target}"
+    config=()
+    for crate in keelson kdl; do
+        config+=(
+            --config "profile.dev.package.$crate.opt-level=2"
+            --config "profile.dev.package.$crate.debug=\"line-tables-only\""
+            --config "profile.dev.package.$crate.incremental=false"
+            --config "profile.dev.package.$crate.codegen-units=16"
+        )
+    done
+    log=$(mktemp)
+    if ! (cd fuzz && env -u RUSTC_BOOTSTRAP -u RUSTFLAGS -u CARGO_ENCODED_RUSTFLAGS \
+        RUSTC_WRAPPER="$ROOT/fuzz/instrument.sh" KEELSON_FUZZ_RUSTFLAGS="${SANCOV[*]}" \
+        cargo build --offline --bins --target-dir "$target_dir" "${config[@]}" 2>&1) | tee "$log" >&2; then
+        rm -f "$log"
+        exit 1
+    fi
+    # After `cargo test`, only keelson, kdl and the targets should compile:
+    # anything else is a dependency whose features differ between the builds.
+    others=$(sed -n 's/^ *Compiling \([^ ]*\) .*/\1/p' "$log" | grep -v -x -E 'keelson|kdl|keelson-fuzz' | sort -u | tr '\n' ' ' || true)
+    rm -f "$log"
+    if [ -n "$others" ]; then
+        echo "note: the fuzz build compiled dependencies that \`cargo test\` had not: $others" >&2
+        echo "  (after \`cargo test\`, it should reuse them all: see \"the test build's features\" in fuzz/Cargo.toml)" >&2
+    fi
+    bin_dir="$target_dir/debug"
+else
+    # Every crate instrumented (RUSTFLAGS with --target leaves build scripts
+    # and proc-macros alone), release, in a directory per sanitizer so that
+    # switching does not rebuild everything. 16 codegen units: one per crate
+    # (cargo-fuzz's default) makes wasmtime's build far slower for a small
+    # gain in executions per second.
+    host=$(rustc -vV | sed -n 's/^host: //p')
+    target_dir="$ROOT/fuzz/target/$sanitizer"
+    flags="${SANCOV[*]}"
+    [ "$sanitizer" = address ] && flags="$flags -Zsanitizer=address"
+    (cd fuzz && RUSTC_BOOTSTRAP=1 RUSTFLAGS="$flags ${RUSTFLAGS:-}" \
+        cargo build --offline --release --bins --target "$host" --target-dir "$target_dir" \
+        --config profile.release.codegen-units=16)
+    bin_dir="$target_dir/$host/release"
+fi
 echo "built in $(($(date +%s) - start)) s" >&2
 
+# AddressSanitizer's default options, as cargo-fuzz sets them.
+export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_odr_violation=0"
+
+case "$action" in
+    reproduce)
+        RUST_BACKTRACE=1 exec "$bin_dir/${targets[0]}" "$file"
+        ;;
+    minimize)
+        t=${targets[0]}
+        mkdir -p "fuzz/artifacts/$t"
+        out="fuzz/artifacts/$t/minimized-$(basename "$file")"
+        "$bin_dir/$t" -minimize_crash=1 -runs=100000 -artifact_prefix="fuzz/artifacts/$t/" \
+            -exact_artifact_path="$out" "$file"
+        echo "minimised: $out" >&2
+        exit 0
+        ;;
+esac
+
+mode=$([ "$ci" = true ] && echo "--ci " || true)
 failed=()
 for t in "${targets[@]}"; do
     mkdir -p "fuzz/corpus/$t" "fuzz/artifacts/$t"
@@ -97,10 +180,10 @@ for t in "${targets[@]}"; do
     # -timeout: one input taking 30 s is a bug (a hang), and a crash.
     dict=()
     [ -f "fuzz/dicts/$t.dict" ] && dict=(-dict="fuzz/dicts/$t.dict")
-    if ! cargo fuzz run "${build_flags[@]}" "$t" \
-        "fuzz/corpus/$t" "fuzz/seeds/$t" "fuzz/regressions/$t" -- \
+    if ! "$bin_dir/$t" -artifact_prefix="fuzz/artifacts/$t/" \
         -max_total_time="$seconds" -max_len=65536 -rss_limit_mb=2048 -timeout=30 \
-        "${dict[@]}" -print_final_stats=1; then
+        "${dict[@]}" -print_final_stats=1 \
+        "fuzz/corpus/$t" "fuzz/seeds/$t" "fuzz/regressions/$t"; then
         failed+=("$t")
         echo >&2
         echo "error: fuzz target \`$t\` crashed" >&2
@@ -109,11 +192,10 @@ for t in "${targets[@]}"; do
             found=true
             name=$(basename "$artifact")
             echo "  artifact:   $artifact" >&2
-            echo "  show it:    RUSTC_BOOTSTRAP=1 cargo fuzz fmt ${build_flags[*]} $t $artifact" >&2
-            echo "  reproduce:  scripts/fuzz.sh --reproduce $t $artifact" >&2
-            echo "  minimise:   RUSTC_BOOTSTRAP=1 cargo fuzz tmin ${build_flags[*]} $t $artifact" >&2
-            echo "  keep it:    cp <minimised file> fuzz/regressions/$t/<what-it-is>-$name" >&2
-            echo "              (cargo test -p keelson --test fuzz_regressions replays it)" >&2
+            echo "  reproduce:  scripts/fuzz.sh $mode--reproduce $t $artifact" >&2
+            echo "  minimise:   scripts/fuzz.sh $mode--minimize $t $artifact" >&2
+            echo "  keep it:    cp fuzz/artifacts/$t/minimized-$name fuzz/regressions/$t/<what-it-is>-$name" >&2
+            echo "              (cargo test -p keelson --test it -- fuzz_regressions:: replays it)" >&2
         done < <(find "fuzz/artifacts/$t" -type f -newer "$marker")
         [ "$found" = true ] || echo "  (no artifact written; see the output above)" >&2
     fi

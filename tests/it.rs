@@ -19,6 +19,7 @@ mod book;
 mod caches;
 mod diffs;
 mod estates;
+mod policies;
 mod properties;
 mod schemas_selftest;
 mod threads;
@@ -35,6 +36,7 @@ fn main() {
         estates::trials(),
         schemas_selftest::trials(),
         book::trials(),
+        policies::trials(),
     ];
     keelson_testkit::harness::run(trials.into_iter().flatten().collect());
 }
