@@ -56,6 +56,23 @@ command -v docker-registry >/dev/null || {
 # ones too, `cargo test` checks below (tests/policies.rs, compiler/src/policy/stdlib.rs).
 step "policies" scripts/build-policies.sh --ci
 
+# Build every test binary first: a compiler warning fails the run, so an
+# item nothing uses or a private type in a public signature (see
+# ARCHITECTURE.md, Visibility) cannot creep in. Cargo replays the warnings of
+# crates built earlier, so a warm build is checked too.
+no_warnings() {
+    local log
+    log=$(mktemp)
+    cargo test --workspace --locked --no-run 2>&1 | tee "$log" >&2
+    if grep -q '^warning' "$log"; then
+        echo "error: the build has warnings (above); fix them" >&2
+        rm -f "$log"
+        return 1
+    fi
+    rm -f "$log"
+}
+step "build (no warnings)" no_warnings
+
 # Every test of the workspace: one test binary per crate.
 step "cargo test" cargo test --workspace --locked
 
