@@ -285,14 +285,16 @@ compare policies/examples/wasm/HASHES "$TMP/examples/HASHES"
 
 if [ "$FAILED" -ne 0 ]; then
     echo "FAILED: the policy modules are not reproducible from this tree ($((SECONDS - START))s)" >&2
-    exit 1
+else
+    n=$(cat stdlib/wasm/HASHES policies/examples/wasm/HASHES | grep -vc '^#')
+    echo "ok: $n modules rebuild to their recorded hashes with $TOOLCHAIN ($((SECONDS - START))s)" >&2
 fi
-n=$(cat stdlib/wasm/HASHES policies/examples/wasm/HASHES | grep -vc '^#')
-echo "ok: $n modules rebuild to their recorded hashes with $TOOLCHAIN ($((SECONDS - START))s)" >&2
 if [ ${#STALE[@]} -gt 0 ]; then
     for record in "${STALE[@]}"; do
-        echo "error: $record does not record the policy sources of this tree: $(sed -n 2p "$record" 2>/dev/null | sed 's/^# sources //; t; s/.*/no record/'), this tree has sha256:$SOURCES" >&2
+        recorded=$(sed -n 2p "$record" 2>/dev/null | sed -n 's/^# sources //p')
+        echo "error: $record records the policy sources ${recorded:-(no record)}, but this tree's are sha256:$SOURCES" >&2
     done
-    echo "  help: run scripts/build-policies.sh (it tests and rebuilds the policies, and records their sources), and commit what it changes" >&2
-    exit 1
+    echo "  help: the policies changed: run scripts/build-policies.sh (it tests and rebuilds them, and records their sources), and commit what it changes" >&2
+    FAILED=1
 fi
+exit "$FAILED"

@@ -13,7 +13,8 @@
 #   scripts/fuzz.sh [--ci] --reproduce TARGET FILE
 #       runs one input through a target (no fuzzing), with its backtrace
 #   scripts/fuzz.sh [--ci] --minimize TARGET FILE
-#       minimises a crashing input (libFuzzer's -minimize_crash) into
+#       minimises a crashing input (libFuzzer's -minimize_crash, 255 runs, as
+#       cargo fuzz tmin) into
 #       fuzz/artifacts/TARGET/minimized-NAME
 #
 # No cargo-fuzz is needed: this script sets the flags cargo-fuzz would, builds
@@ -128,11 +129,13 @@ if [ "$ci" = true ]; then
     fi
     # After `cargo test`, only keelson, kdl and the targets should compile:
     # anything else is a dependency whose features differ between the builds.
-    others=$(sed -n 's/^ *Compiling \([^ ]*\) .*/\1/p' "$log" | grep -v -x -E 'keelson|kdl|keelson-fuzz' | sort -u | tr '\n' ' ' || true)
+    mapfile -t others < <(sed -n 's/^ *Compiling \([^ ]*\) .*/\1/p' "$log" | grep -v -x -E 'keelson|kdl|keelson-fuzz' | sort -u)
     rm -f "$log"
-    if [ -n "$others" ]; then
-        echo "note: the fuzz build compiled dependencies that \`cargo test\` had not: $others" >&2
-        echo "  (after \`cargo test\`, it should reuse them all: see \"the test build's features\" in fuzz/Cargo.toml)" >&2
+    if [ "${#others[@]}" -gt 0 ]; then
+        shown="${others[*]:0:12}"
+        [ "${#others[@]}" -le 12 ] || shown="$shown … (${#others[@]} in all)"
+        echo "note: besides keelson and kdl, the fuzz build compiled $shown" >&2
+        echo "  right after \`cargo test\` it reuses every dependency, unless one's features differ between the two builds: see \"the test build's features\" in fuzz/Cargo.toml" >&2
     fi
     bin_dir="$target_dir/debug"
 else
@@ -163,7 +166,7 @@ case "$action" in
         t=${targets[0]}
         mkdir -p "fuzz/artifacts/$t"
         out="fuzz/artifacts/$t/minimized-$(basename "$file")"
-        "$bin_dir/$t" -minimize_crash=1 -runs=100000 -artifact_prefix="fuzz/artifacts/$t/" \
+        "$bin_dir/$t" -minimize_crash=1 -runs=255 -artifact_prefix="fuzz/artifacts/$t/" \
             -exact_artifact_path="$out" "$file"
         echo "minimised: $out" >&2
         exit 0
