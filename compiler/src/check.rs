@@ -416,3 +416,75 @@ pub fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
     out.sort();
     out
 }
+
+#[cfg(all(test, unix))]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::symlink;
+
+    #[test]
+    fn paths_resolve_inside_the_estate_only() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("estate");
+        let outside = tmp.path().join("outside");
+        std::fs::create_dir_all(root.join("shared")).unwrap();
+        std::fs::create_dir_all(&outside).unwrap();
+        std::fs::write(root.join("shared/a.yaml"), "a: 1\n").unwrap();
+        std::fs::write(outside.join("secret.yaml"), "s: 1\n").unwrap();
+        symlink("shared/a.yaml", root.join("inside.yaml")).unwrap();
+        symlink(&outside, root.join("out-dir")).unwrap();
+        symlink(outside.join("secret.yaml"), root.join("out.yaml")).unwrap();
+
+        assert_eq!(
+            read_inside(&root, Path::new("inside.yaml")).unwrap(),
+            b"a: 1\n"
+        );
+        for rel in ["out.yaml", "out-dir/secret.yaml"] {
+            match read_inside(&root, Path::new(rel)) {
+                Err(Unreadable::Outside(target)) => {
+                    assert!(target.ends_with("outside/secret.yaml"), "{rel}: {target:?}")
+                }
+                other => panic!("{rel}: {other:?}"),
+            }
+        }
+        assert!(matches!(
+            read_inside(&root, Path::new("missing.yaml")),
+            Err(Unreadable::Io(e)) if e.kind() == std::io::ErrorKind::NotFound
+        ));
+        // The estate directory itself may be reached through a symlink.
+        let alias = tmp.path().join("alias");
+        symlink(&root, &alias).unwrap();
+        assert!(read_inside(&alias, Path::new("inside.yaml")).is_ok());
+        assert!(matches!(
+            read_inside(&alias, Path::new("out.yaml")),
+            Err(Unreadable::Outside(_))
+        ));
+    }
+
+    #[test]
+    fn a_listing_follows_links_inside_once_and_sets_apart_the_rest() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("estate");
+        let dir = root.join("m");
+        std::fs::create_dir_all(dir.join("sub")).unwrap();
+        std::fs::create_dir_all(root.join("shared")).unwrap();
+        std::fs::write(dir.join("sub/b.yaml"), "").unwrap();
+        std::fs::write(dir.join(".hidden.yaml"), "").unwrap();
+        std::fs::write(root.join("shared/c.yaml"), "").unwrap();
+        symlink("../shared", dir.join("linked")).unwrap();
+        symlink("..", dir.join("sub/up")).unwrap();
+        std::fs::write(tmp.path().join("outside.yaml"), "").unwrap();
+        symlink(tmp.path().join("outside.yaml"), dir.join("host.yaml")).unwrap();
+        symlink("nowhere.yaml", dir.join("broken.yaml")).unwrap();
+        symlink("/nowhere", dir.join(".#editor-lock")).unwrap();
+
+        let real = dir.canonicalize().unwrap();
+        let listing = list_inside(&root, &real);
+        let files: Vec<&str> = listing.files.iter().map(|(r, _)| r.as_str()).collect();
+        assert_eq!(files, ["linked/c.yaml", "sub/b.yaml"]);
+        let outside: Vec<&str> = listing.outside.iter().map(|(r, _)| r.as_str()).collect();
+        assert_eq!(outside, ["host.yaml"]);
+        let broken: Vec<&str> = listing.broken.iter().map(|(r, _)| r.as_str()).collect();
+        assert_eq!(broken, ["broken.yaml"]);
+    }
+}

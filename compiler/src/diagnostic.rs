@@ -631,3 +631,50 @@ impl miette::Diagnostic for MietteView<'_> {
         Some(Box::new(labels.into_iter()))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn control_characters_are_shown_as_pictures_with_spans_kept() {
+        let mut sources = Sources::default();
+        let text = "a\0b\u{1b}c \"bad\"\n".to_string();
+        let at = text.find("\"bad\"").unwrap();
+        let file = sources.add("estate.kdl", "estate.kdl", text);
+        let d = Diagnostic::error(
+            Code::InvalidValue,
+            Loc {
+                file,
+                offset: at,
+                len: 5,
+            },
+            "m",
+        )
+        .with_label("this");
+        let human = render(std::slice::from_ref(&d), &sources, Format::Human, false);
+        assert!(
+            !human.contains('\0') && !human.contains('\u{1b}'),
+            "{human}"
+        );
+        assert!(human.contains("a␀b␛c \"bad\""), "{human}");
+        // The label still underlines `"bad"`: five columns after the pictures.
+        let line = human.lines().find(|l| l.contains("─┬─")).unwrap();
+        let source = human.lines().find(|l| l.contains("a␀b␛c")).unwrap();
+        let col = |s: &str, needle: &str| s[..s.find(needle).unwrap()].chars().count();
+        assert_eq!(col(line, "─"), col(source, "\"bad\""), "{human}");
+        let concise = render(&[d], &sources, Format::Concise, false);
+        assert!(concise.contains("--> estate.kdl:1:7-1:12"), "{concise}");
+        let nul = Diagnostic::error(
+            Code::Syntax,
+            Loc {
+                file,
+                offset: 0,
+                len: 3,
+            },
+            "m",
+        );
+        let concise = render(&[nul], &sources, Format::Concise, false);
+        assert!(concise.contains("span: `a␀b`"), "{concise}");
+    }
+}

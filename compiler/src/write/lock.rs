@@ -49,9 +49,14 @@ pub struct Holder {
 impl Holder {
     /// `another keelson (pid N) writing OUT`.
     pub fn describe(&self) -> String {
+        self.phrase("")
+    }
+
+    /// `another keelson (pid N){is} writing OUT`.
+    fn phrase(&self, is: &str) -> String {
         let pid = self.pid.map(|p| format!(" (pid {p})")).unwrap_or_default();
         let doing = if self.writing { "writing" } else { "reading" };
-        format!("another keelson{pid} {doing} {}", self.out.display())
+        format!("another keelson{pid}{is} {doing} {}", self.out.display())
     }
 }
 
@@ -61,21 +66,29 @@ pub(crate) struct OutputLock {
     /// The directory, open and locked (`None`: it did not exist, and a
     /// reader needs no lock on nothing).
     dir: Option<File>,
-    /// Created by this run for the lock: removed again if still empty.
-    created: Option<PathBuf>,
+    /// The directories this run created for the lock, `out` first: removed
+    /// again, while empty, when it is released.
+    created: Vec<PathBuf>,
 }
 
 impl OutputLock {
     /// The lock a write takes: exclusive. Creates `out` when it is missing
     /// (and removes it again, if nothing was written, when released).
     pub(crate) fn exclusive(out: &Path, wait: &Wait) -> Result<OutputLock, Error> {
-        let mut created = None;
+        let mut created = Vec::new();
         let mut told = false;
         loop {
             if !is_dir(out)? {
+                let missing: Vec<PathBuf> = out
+                    .ancestors()
+                    .take_while(|a| !a.as_os_str().is_empty() && fs::symlink_metadata(a).is_err())
+                    .map(Path::to_path_buf)
+                    .collect();
                 fs::create_dir_all(out)
                     .map_err(|e| Error::io("creating the output directory", out, e))?;
-                created.get_or_insert_with(|| out.to_path_buf());
+                if created.is_empty() {
+                    created = missing;
+                }
             }
             if let Some(dir) = take(out, true, wait, &mut told)? {
                 return Ok(OutputLock {
@@ -94,13 +107,13 @@ impl OutputLock {
             if !is_dir(out)? {
                 return Ok(OutputLock {
                     dir: None,
-                    created: None,
+                    created: Vec::new(),
                 });
             }
             if let Some(dir) = take(out, false, wait, &mut told)? {
                 return Ok(OutputLock {
                     dir: Some(dir),
-                    created: None,
+                    created: Vec::new(),
                 });
             }
         }
@@ -120,8 +133,10 @@ impl Drop for OutputLock {
     fn drop(&mut self) {
         // Still holding the lock: a run waiting for it sees the directory
         // gone (or not empty) and starts over.
-        if let Some(out) = &self.created {
-            let _ = fs::remove_dir(out);
+        for dir in &self.created {
+            if fs::remove_dir(dir).is_err() {
+                break;
+            }
         }
         self.dir.take();
     }
@@ -170,7 +185,7 @@ fn take(out: &Path, exclusive: bool, wait: &Wait, told: &mut bool) -> Result<Opt
             });
             if wait.no_wait {
                 return Err(Error::refused(
-                    format!("{} (--no-wait)", holder.describe()),
+                    format!("{}; not waiting (--no-wait)", holder.phrase(" is")),
                     "run again when it is done, or without `--no-wait` to wait for it",
                 ));
             }
@@ -298,7 +313,7 @@ mod tests {
     #[test]
     fn an_exclusive_lock_excludes_and_an_empty_new_output_is_removed() {
         let tmp = tempfile::tempdir().unwrap();
-        let out = tmp.path().join("new");
+        let out = tmp.path().join("new/out");
         let held = OutputLock::exclusive(&out, &Wait::default()).unwrap();
         assert!(out.is_dir(), "created for the lock");
         let no_wait = Wait {
@@ -314,7 +329,10 @@ mod tests {
             "{err}"
         );
         drop(held);
-        assert!(!out.exists(), "an empty output this run created is removed");
+        assert!(
+            !tmp.path().join("new").exists(),
+            "an empty output this run created is removed, with its new parents"
+        );
         // Readers share.
         fs::create_dir_all(&out).unwrap();
         let a = OutputLock::shared(&out, &no_wait).unwrap();
