@@ -27,8 +27,11 @@ pub struct Options {
     pub offline: bool,
     /// Overwrite hand-edited and foreign files.
     pub force: bool,
-    /// Build and check the tree, but write nothing.
+    /// Build and check the tree and see what writing it would do (the
+    /// ownership checks included), but write nothing.
     pub dry_run: bool,
+    /// Whether to wait while another keelson writes the output.
+    pub wait: write::Wait,
     /// How registries are asked (ignored with `offline`).
     pub registry: discover::RegistryOptions,
     /// The time policies see and new lock entries record (`None`: the
@@ -67,6 +70,8 @@ pub struct Compiled {
     /// The lock the previous compile left in the output.
     pub previous: Option<Lock>,
     pub report: Option<Report>,
+    /// With `dry_run`: what the write would have done.
+    pub plan: Option<write::Plan>,
     /// The estate and what `select` decided, once it ran (for `explain`).
     pub decided: Option<(Estate, select::Decisions)>,
 }
@@ -85,10 +90,29 @@ impl Compiled {
 }
 
 /// Compiles the estate in `dir` into `out`: gather → build → write. Writes
-/// nothing when the estate has errors, with `dry_run`, or when a file to
-/// replace is not keelson's as it wrote it (an `Err` refusal, unless
-/// `force`); a write is all or nothing (see `write`).
+/// nothing when the estate has errors, with `dry_run` (which reports in
+/// `plan` what the write would do), or when a file to replace is not
+/// keelson's as it wrote it (an `Err` refusal, unless `force`); a write is
+/// all or nothing (see `write`).
+///
+/// One writer at a time: a compile holds an exclusive lock on `out`
+/// throughout, a dry run a shared one (see `write::lock`).
 pub fn compile_dir(dir: &Path, out: &Path, options: &Options) -> Result<Compiled, Error> {
+    loop {
+        let lock = if options.dry_run {
+            write::OutputLock::shared(out, &options.wait)?
+        } else {
+            write::OutputLock::exclusive(out, &options.wait)?
+        };
+        let compiled = compile_locked(dir, out, options)?;
+        if !lock.raced(out) {
+            return Ok(compiled);
+        }
+    }
+}
+
+/// [`compile_dir`], holding the output's lock.
+fn compile_locked(dir: &Path, out: &Path, options: &Options) -> Result<Compiled, Error> {
     // A previous run that was killed mid-write is completed before anything
     // reads the tree.
     let recovered = if options.dry_run {
@@ -98,7 +122,7 @@ pub fn compile_dir(dir: &Path, out: &Path, options: &Options) -> Result<Compiled
     };
     let mut compiled = build(gather::gather(dir, out, &options.gather())?);
     let mut laps = Laps::start();
-    if compiled.has_errors() || options.dry_run {
+    if compiled.has_errors() {
         return Ok(compiled);
     }
     let (Some(tree), Some(lock)) = (&compiled.tree, &compiled.lock) else {
@@ -106,11 +130,24 @@ pub fn compile_dir(dir: &Path, out: &Path, options: &Options) -> Result<Compiled
     };
     let old = compiled.previous.clone();
     let mut index = write::Index::open(options.registry.cache_dir.as_deref(), out);
+    let scan = write::scan(out, tree, old.as_ref(), &index)?;
+    if options.dry_run {
+        compiled.plan = Some(write::plan(
+            out,
+            tree,
+            lock,
+            old.as_ref(),
+            &scan,
+            options.force,
+        ));
+        return Ok(compiled);
+    }
     let write::Scan {
         conflicts,
         unchanged,
         seen,
-    } = write::scan(out, tree, old.as_ref(), &index)?;
+        ..
+    } = scan;
     let mut forced = Vec::new();
     if !conflicts.is_empty() {
         if !options.force {
@@ -133,7 +170,8 @@ pub fn compile_dir(dir: &Path, out: &Path, options: &Options) -> Result<Compiled
     Ok(compiled)
 }
 
-fn refusal(out: &Path, conflicts: &[Conflict]) -> Error {
+/// The refusal of a write that would overwrite or remove `conflicts`.
+pub fn refusal(out: &Path, conflicts: &[Conflict]) -> Error {
     let mut lines = Vec::new();
     for c in conflicts {
         match c {
@@ -170,6 +208,7 @@ pub fn build(gathered: Gathered) -> Compiled {
         lock: None,
         previous: None,
         report: None,
+        plan: None,
         decided: None,
     };
     let Some(inputs) = inputs else {
@@ -237,6 +276,7 @@ pub fn build(gathered: Gathered) -> Compiled {
         lock: Some(lock),
         previous: owned,
         report: None,
+        plan: None,
         decided: Some((estate, decisions)),
     }
 }

@@ -145,6 +145,7 @@ macro_rules! codes {
 
 codes! {
     Syntax => "syntax", "the file is not valid KDL 2";
+    EmptyFile => "empty-file", "every estate file is empty: there is nothing to check or compile";
     UnknownNode => "unknown-node", "a node that keelson does not know in this place";
     UnknownProperty => "unknown-property", "a property that this node does not take";
     UnexpectedArgument => "unexpected-argument", "more arguments than this node takes";
@@ -379,7 +380,7 @@ fn snippet(text: &str, loc: Loc) -> String {
     let end = floor_boundary(text, loc.offset + loc.len);
     let s: String = text[start..end]
         .chars()
-        .map(|c| if c == '\n' { '⏎' } else { c })
+        .map(|c| if c == '\n' { '⏎' } else { picture(c) })
         .collect();
     let count = s.chars().count();
     if count > 60 {
@@ -400,6 +401,15 @@ fn floor_boundary(text: &str, mut i: usize) -> usize {
 }
 
 fn render_json(diags: &[Diagnostic], sources: &Sources) -> String {
+    let mut s = serde_json::to_string_pretty(&json_values(diags, sources))
+        .expect("JSON values always serialise");
+    s.push('\n');
+    s
+}
+
+/// The diagnostics as the JSON format prints them: an array of objects
+/// (also a field of `compile --dry-run --format json`'s document).
+pub(crate) fn json_values(diags: &[Diagnostic], sources: &Sources) -> serde_json::Value {
     let items: Vec<serde_json::Value> = diags
         .iter()
         .map(|d| {
@@ -424,9 +434,7 @@ fn render_json(diags: &[Diagnostic], sources: &Sources) -> String {
             })
         })
         .collect();
-    let mut s = serde_json::to_string_pretty(&items).expect("JSON values always serialise");
-    s.push('\n');
-    s
+    serde_json::Value::Array(items)
 }
 
 fn render_github(diags: &[Diagnostic], sources: &Sources) -> String {
@@ -483,10 +491,57 @@ impl<'a> MietteView<'a> {
             diag,
             source: NamedText {
                 name: &file.name,
-                text: &file.text,
+                text: visible(&file.text),
+                original: &file.text,
             },
         }
     }
+
+    /// A span of the file's text, in the text as shown.
+    fn span(&self, loc: Loc) -> SourceSpan {
+        if let std::borrow::Cow::Borrowed(_) = self.source.text {
+            return loc.span();
+        }
+        let start = shown_offset(self.source.original, loc.offset);
+        let end = shown_offset(self.source.original, loc.offset + loc.len);
+        SourceSpan::new(start.into(), end - start)
+    }
+}
+
+/// Whether a character is shown as its Unicode Control Picture: the C0
+/// controls but tab and line ends, and DEL. A NUL is invisible on a
+/// terminal, and an escape would drive it.
+fn hidden_control(c: char) -> bool {
+    (c < ' ' && !matches!(c, '\t' | '\n' | '\r')) || c == '\u{7f}'
+}
+
+/// The text with every [`hidden_control`] shown as its picture (NUL as
+/// `␀`, U+2400); borrowed when there is none.
+fn visible(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.chars().any(hidden_control) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    text.chars().map(picture).collect()
+}
+
+/// A [`hidden_control`]'s Unicode Control Picture; any other character as it is.
+fn picture(c: char) -> char {
+    match c {
+        '\u{7f}' => '\u{2421}',
+        c if hidden_control(c) => char::from_u32(0x2400 + c as u32).unwrap_or(c),
+        c => c,
+    }
+}
+
+/// Where a byte offset of `text` is in [`visible`]`(text)`: each picture
+/// before it takes three bytes where its control took one.
+fn shown_offset(text: &str, offset: usize) -> usize {
+    let offset = floor_boundary(text, offset);
+    offset
+        + 2 * text[..offset]
+            .chars()
+            .filter(|&c| hidden_control(c))
+            .count()
 }
 
 impl fmt::Debug for MietteView<'_> {
@@ -505,7 +560,10 @@ impl std::error::Error for MietteView<'_> {}
 
 struct NamedText<'a> {
     name: &'a str,
-    text: &'a str,
+    /// The text as shown (see [`visible`]).
+    text: std::borrow::Cow<'a, str>,
+    /// The text as it is, which diagnostics' offsets count in.
+    original: &'a str,
 }
 
 impl miette::SourceCode for NamedText<'_> {
@@ -515,7 +573,7 @@ impl miette::SourceCode for NamedText<'_> {
         before: usize,
         after: usize,
     ) -> Result<Box<dyn miette::SpanContents<'a> + 'a>, miette::MietteError> {
-        let inner = self.text.read_span(span, before, after)?;
+        let inner = self.text.as_ref().read_span(span, before, after)?;
         Ok(Box::new(miette::MietteSpanContents::new_named(
             self.name.to_string(),
             inner.data(),
@@ -560,16 +618,63 @@ impl miette::Diagnostic for MietteView<'_> {
                     .clone()
                     .unwrap_or_else(|| "here".into()),
             ),
-            self.diag.primary.loc.span(),
+            self.span(self.diag.primary.loc),
         )];
         for s in &self.diag.secondary {
             if s.loc.file == primary_file {
                 labels.push(miette::LabeledSpan::new_with_span(
                     s.text.clone(),
-                    s.loc.span(),
+                    self.span(s.loc),
                 ));
             }
         }
         Some(Box::new(labels.into_iter()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn control_characters_are_shown_as_pictures_with_spans_kept() {
+        let mut sources = Sources::default();
+        let text = "a\0b\u{1b}c \"bad\"\n".to_string();
+        let at = text.find("\"bad\"").unwrap();
+        let file = sources.add("estate.kdl", "estate.kdl", text);
+        let d = Diagnostic::error(
+            Code::InvalidValue,
+            Loc {
+                file,
+                offset: at,
+                len: 5,
+            },
+            "m",
+        )
+        .with_label("this");
+        let human = render(std::slice::from_ref(&d), &sources, Format::Human, false);
+        assert!(
+            !human.contains('\0') && !human.contains('\u{1b}'),
+            "{human}"
+        );
+        assert!(human.contains("a␀b␛c \"bad\""), "{human}");
+        // The label still underlines `"bad"`: five columns after the pictures.
+        let line = human.lines().find(|l| l.contains("─┬─")).unwrap();
+        let source = human.lines().find(|l| l.contains("a␀b␛c")).unwrap();
+        let col = |s: &str, needle: &str| s[..s.find(needle).unwrap()].chars().count();
+        assert_eq!(col(line, "─"), col(source, "\"bad\""), "{human}");
+        let concise = render(&[d], &sources, Format::Concise, false);
+        assert!(concise.contains("--> estate.kdl:1:7-1:12"), "{concise}");
+        let nul = Diagnostic::error(
+            Code::Syntax,
+            Loc {
+                file,
+                offset: 0,
+                len: 3,
+            },
+            "m",
+        );
+        let concise = render(&[nul], &sources, Format::Concise, false);
+        assert!(concise.contains("span: `a␀b`"), "{concise}");
     }
 }

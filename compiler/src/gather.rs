@@ -17,7 +17,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::check::{self, Checked};
+use crate::check::{self, Checked, Resolved, Unreadable};
 use crate::diagnostic::{Code, Diagnostic, Diagnostics, FileId, Loc, Sources};
 use crate::discover::{self, Observed, RegistryOptions, TagData};
 use crate::error::Error;
@@ -200,7 +200,8 @@ fn read_app_files(estate: &Estate, sources: &mut Sources, diags: &mut Diagnostic
     files
 }
 
-/// A directory app's files, in path order; hidden files are skipped.
+/// A directory app's files, in path order; hidden files are skipped, and
+/// nothing outside the estate is read (see [`check::list_inside`]).
 fn read_manifest_dir(
     estate: &Estate,
     dir: &Path,
@@ -208,22 +209,26 @@ fn read_manifest_dir(
     sources: &mut Sources,
     diags: &mut Diagnostics,
 ) -> Vec<ManifestFile> {
-    let root = estate.root.join(dir);
-    let mut list = Vec::new();
-    for path in check::walk(&root) {
-        let Ok(rel) = path.strip_prefix(&root) else {
-            continue;
-        };
-        let rel: Vec<String> = rel
-            .components()
-            .map(|c| c.as_os_str().to_string_lossy().into_owned())
-            .collect();
-        // Hidden files (editor droppings, `.git`) are not manifests.
-        if rel.iter().any(|c| c.starts_with('.')) {
-            continue;
+    let real = match check::resolve_inside(&estate.root, dir) {
+        Resolved::Inside(real) => real,
+        Resolved::Outside(target) => {
+            diags.push(check::outside_estate(
+                loc,
+                "the manifest directory",
+                dir,
+                &target,
+            ));
+            return Vec::new();
         }
-        let rel = rel.join("/");
-        let bytes = match std::fs::read(&path) {
+        // `check` reported it.
+        Resolved::Missing => return Vec::new(),
+    };
+    let listing = check::list_inside(&estate.root, &real);
+    listing.report(dir, loc, diags);
+    let mut list = Vec::new();
+    for (rel, real) in listing.files {
+        let path = estate.root.join(dir).join(&rel);
+        let bytes = match std::fs::read(&real) {
             Ok(b) => b,
             Err(e) => {
                 diags.push(
@@ -276,9 +281,13 @@ fn read_values_file(
     diags: &mut Diagnostics,
 ) -> Option<(FileId, String)> {
     let path = estate.root.join(file);
-    let text = match std::fs::read_to_string(&path) {
+    let text = match check::read_text_inside(&estate.root, file) {
         Ok(text) => text,
-        Err(e) => {
+        Err(Unreadable::Outside(target)) => {
+            diags.push(check::outside_estate(loc, "the values file", file, &target));
+            return None;
+        }
+        Err(Unreadable::Io(e)) => {
             diags.push(
                 Diagnostic::error(
                     Code::InvalidManifest,

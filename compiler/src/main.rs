@@ -47,12 +47,16 @@ enum Command {
         /// Overwrite generated files that were edited by hand, and files keelson did not write.
         #[arg(long)]
         force: bool,
-        /// Build and check the tree, report what would change, write nothing.
+        /// Build and check the tree, report what the write would create, update, remove and
+        /// refuse, write nothing (exit 2 where the compile would refuse).
         #[arg(long)]
         dry_run: bool,
-        /// How to print diagnostics.
+        /// How to print diagnostics (`json` with `--dry-run`: one document with the report).
         #[arg(long, value_enum, default_value_t = Format::Human)]
         format: Format,
+        /// Fail at once, rather than wait, when another keelson is writing OUT.
+        #[arg(long)]
+        no_wait: bool,
         #[command(flatten)]
         registry: RegistryArgs,
         #[command(flatten)]
@@ -76,6 +80,9 @@ enum Command {
         /// Exit 1 when anything would change, 0 when nothing would (errors exit 2).
         #[arg(long)]
         exit_code: bool,
+        /// Fail at once, rather than wait, when a keelson is writing the `--against` directory.
+        #[arg(long)]
+        no_wait: bool,
         /// With `--format text`, show each file's line diff too.
         #[arg(long)]
         patch: bool,
@@ -339,6 +346,14 @@ fn main() -> ExitCode {
     out.finish(code)
 }
 
+/// Whether to wait for another keelson that holds the output.
+fn wait(out: &Output, no_wait: bool) -> keelson::write::Wait {
+    keelson::write::Wait {
+        no_wait,
+        notify: Some(out.lock_wait()),
+    }
+}
+
 /// Calls the one library function each command is.
 fn run(out: &mut Output, command: Command) -> Result<ExitCode, Error> {
     match command {
@@ -354,6 +369,7 @@ fn run(out: &mut Output, command: Command) -> Result<ExitCode, Error> {
             force,
             dry_run,
             format,
+            no_wait,
             registry,
             policy,
         } => {
@@ -361,6 +377,7 @@ fn run(out: &mut Output, command: Command) -> Result<ExitCode, Error> {
                 offline,
                 force,
                 dry_run,
+                wait: wait(out, no_wait),
                 registry: registry.options(out),
                 now: policy.now,
                 policy_limits: policy.limits(),
@@ -374,6 +391,7 @@ fn run(out: &mut Output, command: Command) -> Result<ExitCode, Error> {
             against_git,
             format,
             exit_code,
+            no_wait,
             patch,
             color: _,
             offline,
@@ -392,6 +410,7 @@ fn run(out: &mut Output, command: Command) -> Result<ExitCode, Error> {
                 now: policy.now,
                 policy_limits: policy.limits(),
                 decide_from,
+                wait: wait(out, no_wait),
                 ..Default::default()
             };
             let format = match format {

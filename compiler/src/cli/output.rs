@@ -86,6 +86,17 @@ impl Output {
         )))
     }
 
+    /// What a run says, once, before it waits for another keelson that holds
+    /// the output (on stderr): `waiting for another keelson (pid N) writing OUT`.
+    pub fn lock_wait(&self) -> crate::write::Notify {
+        let closed = self.stderr_closed;
+        crate::write::Notify(std::sync::Arc::new(move |holder| {
+            if !closed {
+                let _ = writeln!(io::stderr().lock(), "waiting for {}", holder.describe());
+            }
+        }))
+    }
+
     /// The command's result, as is: for stdout.
     pub fn data(&mut self, text: &str) {
         if self.stdout_closed || self.stdout_failed.is_some() {

@@ -220,6 +220,28 @@ pub fn diff_dir(
     against: &Against,
     options: &compile::Options,
 ) -> Result<Outcome, Error> {
+    // A shared lock on a directory: no compile writes it while it is read.
+    loop {
+        let lock = match against {
+            Against::Dir(out) => Some(write::OutputLock::shared(out, &options.wait)?),
+            Against::Git { .. } => None,
+        };
+        let outcome = diff_locked(dir, against, options)?;
+        if let (Some(lock), Against::Dir(out)) = (&lock, against)
+            && lock.raced(out)
+        {
+            continue;
+        }
+        return Ok(outcome);
+    }
+}
+
+/// [`diff_dir`], holding the old tree's lock.
+fn diff_locked(
+    dir: &Path,
+    against: &Against,
+    options: &compile::Options,
+) -> Result<Outcome, Error> {
     let old = OldTree::open(against)?;
     let compiled = compile::build(gather::gather(dir, &old.root, &options.gather())?);
     let diff = match (&compiled.tree, &compiled.lock, &compiled.decided) {

@@ -313,9 +313,20 @@ pub(crate) fn read_snapshots(
             .to_string_lossy()
             .trim_start_matches("./")
             .to_string();
-        let text = match std::fs::read_to_string(&path) {
+        // Nothing outside the estate is read, even through a symlink.
+        let text = match crate::check::read_text_inside(&estate.root, &snap.value) {
             Ok(t) => t,
-            Err(e) => {
+            Err(crate::check::Unreadable::Outside(target)) => {
+                let loc = snap.loc;
+                diags.push(crate::check::outside_estate(
+                    loc,
+                    "the snapshot",
+                    &snap.value,
+                    &target,
+                ));
+                continue;
+            }
+            Err(crate::check::Unreadable::Io(e)) => {
                 diags.push(
                     Diagnostic::error(
                         Code::InvalidSnapshot,

@@ -134,10 +134,10 @@ pub(crate) const RESERVED_APP_NAMES: &[&str] = &["root", "argocd-image-updater"]
 ///   one name wins; the second is reported and left out);
 /// - every reference in the estate is an id that resolves.
 pub(crate) fn lower(loaded: &Loaded, diags: &mut Diagnostics) -> Option<Estate> {
-    let first_file = loaded.files.first()?.file;
+    loaded.files.first()?;
     let mut l = Lowerer { diags };
     let decls = l.collect(loaded);
-    let estate = l.lower_estate(loaded, first_file, decls);
+    let estate = l.lower_estate(loaded, decls);
     note_skipped_files(loaded, diags);
     Some(estate)
 }
@@ -247,8 +247,8 @@ impl Lowerer<'_> {
 
     /// Pass two: lowers kind by kind, each after the kinds it refers to, then
     /// runs the checks that need the whole estate.
-    fn lower_estate(&mut self, loaded: &Loaded, first_file: FileId, decls: Decls<'_>) -> Estate {
-        let repo = self.lower_repo(&decls.repo, first_file);
+    fn lower_estate(&mut self, loaded: &Loaded, decls: Decls<'_>) -> Estate {
+        let repo = self.lower_repo(&decls.repo, loaded);
         let image_updater = self.lower_image_updater(&decls.image_updater);
         let (sites, clusters, site_names) = self.lower_sites(decls.sites);
         let (registries, registry_names) = self.lower_registries(decls.registries);

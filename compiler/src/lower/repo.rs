@@ -8,7 +8,8 @@ use super::layout::{default_layout, lower_layout};
 use super::read::{Cx, Shape};
 use super::shared::parse_secret_ref;
 use super::{Decl, Lowerer};
-use crate::diagnostic::{Code, Diagnostic, FileId, Loc};
+use crate::diagnostic::{Code, Diagnostic, Loc};
+use crate::load::Loaded;
 use crate::model::{Repo, SecretRef, Spanned};
 use crate::rules;
 
@@ -25,9 +26,9 @@ const REPO: Single = Single {
 
 impl Lowerer<'_> {
     /// The estate's one `repo`; a placeholder (reported) when there is none.
-    pub(super) fn lower_repo(&mut self, decls: &[Decl<'_>], first_file: FileId) -> Repo {
+    pub(super) fn lower_repo(&mut self, decls: &[Decl<'_>], loaded: &Loaded) -> Repo {
         let Some((file, node)) = self.only_one(decls, &REPO) else {
-            return self.missing_repo(first_file);
+            return self.missing_repo(loaded);
         };
         let mut cx = self.cx(file);
         let loc = cx.node_loc(node);
@@ -64,18 +65,39 @@ impl Lowerer<'_> {
         }
     }
 
-    /// Reports the missing `repo` at the start of the first file, and stands
-    /// in for it so the rest of the estate is still checked.
-    fn missing_repo(&mut self, first_file: FileId) -> Repo {
-        let loc = Loc {
-            file: first_file,
+    /// Reports the missing `repo` at the start of the first file (or, when
+    /// every file is empty, each empty file), and stands in for it so the
+    /// rest of the estate is still checked.
+    fn missing_repo(&mut self, loaded: &Loaded) -> Repo {
+        let at = |file| Loc {
+            file,
             offset: 0,
             len: 0,
         };
-        self.diags.push(
-            Diagnostic::error(Code::MissingValue, loc, "the estate has no `repo`")
-                .with_help("add the GitOps repository to generate: `repo \"https://github.com/acme/gitops.git\" branch=\"main\"`"),
-        );
+        let loc = at(loaded.files[0].file);
+        // Every file parsed and none has a node: that is what to say, not
+        // the first thing an estate lacks.
+        let all_empty = loaded.files.len() == loaded.sources.len()
+            && loaded.files.iter().all(|f| f.doc.nodes().is_empty());
+        if all_empty {
+            for f in &loaded.files {
+                let source = loaded.sources.get(f.file);
+                let what = if source.text.trim().is_empty() {
+                    "is empty"
+                } else {
+                    "holds only comments"
+                };
+                self.diags.push(
+                    Diagnostic::error(Code::EmptyFile, at(f.file), format!("the estate file `{}` {what}", source.name))
+                        .with_help("an estate needs at least a `repo`, the GitOps repository to generate: `repo \"https://github.com/acme/gitops.git\" branch=\"main\"`; `keelson init DIR` writes a commented starter estate"),
+                );
+            }
+        } else {
+            self.diags.push(
+                Diagnostic::error(Code::MissingValue, loc, "the estate has no `repo`")
+                    .with_help("add the GitOps repository to generate: `repo \"https://github.com/acme/gitops.git\" branch=\"main\"`"),
+            );
+        }
         Repo {
             url: Spanned::new(String::new(), loc),
             branch: "main".into(),

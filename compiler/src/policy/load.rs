@@ -153,9 +153,20 @@ fn module_bytes(
     match &policy.source.value {
         // Lowering refuses unknown names.
         PolicySource::Stdlib(name) => super::stdlib::module(name).map(<[u8]>::to_vec),
-        PolicySource::Path(p) => match std::fs::read(estate.root.join(p)) {
+        // Nothing outside the estate is read, even through a symlink.
+        PolicySource::Path(p) => match crate::check::read_inside(&estate.root, p) {
             Ok(b) => Some(b),
-            Err(e) => {
+            Err(crate::check::Unreadable::Outside(target)) => {
+                let loc = policy.source.loc;
+                diags.push(crate::check::outside_estate(
+                    loc,
+                    "the policy module",
+                    p,
+                    &target,
+                ));
+                None
+            }
+            Err(crate::check::Unreadable::Io(e)) => {
                 diags.push(
                     Diagnostic::error(
                         Code::InvalidPolicy,

@@ -7,9 +7,20 @@ use crate::error::Error;
 
 use super::{Host, Limits, abi};
 
-/// The pin of a module file: `blake3:<hex>`.
+/// The pin of a module file: `blake3:<hex>`. Refuses a file that is
+/// neither a WebAssembly module (`\0asm`) nor WebAssembly text (`.wat`).
 pub(crate) fn hash_file(path: &Path) -> Result<String, Error> {
     let bytes = std::fs::read(path).map_err(|e| Error::io("reading", path, e))?;
+    let wat = path.extension().is_some_and(|x| x == "wat");
+    if !bytes.starts_with(b"\0asm") && !wat {
+        return Err(Error::refused(
+            format!(
+                "`{}` is not a WebAssembly module (it does not start with `\\0asm`)",
+                path.display()
+            ),
+            "hash the built module, e.g. `target/wasm32-unknown-unknown/release/NAME.wasm` after `cargo build --release` in the policy's crate",
+        ));
+    }
     Ok(format!("blake3:{}", crate::lock::hash(&bytes)))
 }
 

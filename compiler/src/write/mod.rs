@@ -27,7 +27,10 @@ use crate::tree::{JOURNAL_DIR, LOCK_FILE};
 use crate::tree::{Tree, TreePath};
 
 pub(crate) mod index;
+pub(crate) mod lock;
 pub use index::{Index, Seen, Stat};
+pub(crate) use lock::OutputLock;
+pub use lock::{Holder, Notify, Wait};
 
 const JOURNAL_FILE: &str = "journal.json";
 const STAGED_DIR: &str = "staged";
@@ -43,10 +46,50 @@ pub struct Report {
     pub forced: Vec<String>,
     /// A journal left by an interrupted run was completed first.
     pub recovered: bool,
+    /// What became of `keelson.lock` (not in the lists above, which are the
+    /// tree's files).
+    pub lock: Change,
     /// Files written inside new directories, as `stat` saw them when they
     /// were staged (moving their directory into place changes neither): the
     /// output index records them without a `stat` by path.
     pub staged: std::collections::HashMap<String, Stat>,
+}
+
+/// What a write does to one file.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Change {
+    #[default]
+    Unchanged,
+    Created,
+    Updated,
+}
+
+/// What a write would do, found by reading only (`compile --dry-run`).
+/// Every list is in path order and counts `keelson.lock` like any file.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Plan {
+    /// Files the write would create, update and remove. When `refused` is
+    /// not empty the write is refused and does none of it; these are then
+    /// what it would do with `--force`.
+    pub created: Vec<String>,
+    pub updated: Vec<String>,
+    pub removed: Vec<String>,
+    /// Files already as the tree has them.
+    pub unchanged: usize,
+    /// Files the write would refuse to overwrite or remove (without `force`).
+    pub refused: Vec<Conflict>,
+    /// With `force`: the conflicts it would overwrite.
+    pub forced: Vec<Conflict>,
+    /// The output holds an interrupted compile's journal, which a write
+    /// completes (or discards) first; the plan is against the tree as it is.
+    pub interrupted: bool,
+}
+
+impl Plan {
+    /// Every file of the written tree, `keelson.lock` included.
+    pub fn files(&self) -> usize {
+        self.created.len() + self.updated.len() + self.unchanged
+    }
 }
 
 /// A file that keelson would overwrite or remove but may not.
@@ -102,6 +145,8 @@ pub(crate) fn recover(out: &Path) -> Result<bool, Error> {
 pub(crate) struct Scan {
     pub conflicts: Vec<Conflict>,
     pub unchanged: BTreeSet<String>,
+    /// The paths looked at that hold a file now.
+    pub present: BTreeSet<String>,
     /// The unchanged files as the output index will record them.
     pub seen: std::collections::HashMap<String, Seen>,
 }
@@ -132,9 +177,9 @@ pub(crate) fn scan(
         paths.extend(files.keys().map(String::as_str));
     }
     let paths: Vec<&str> = paths.into_iter().collect();
-    // Per path: Some(conflict), whether it is already the tree's, and then
-    // how it was seen (a regular file's stat and hash).
-    type Found = (Option<Conflict>, bool, Option<Seen>);
+    // Per path: Some(conflict), whether it is already the tree's, how it
+    // was seen (a regular file's stat and hash), and whether a file is there.
+    type Found = (Option<Conflict>, bool, Option<Seen>, bool);
     let found: Vec<Result<Found, Error>> = paths
         .par_iter()
         .map(|&path| {
@@ -153,11 +198,12 @@ pub(crate) fn scan(
                         h
                     }
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                        return Ok((None, false, None));
+                        return Ok((None, false, None, false));
                     }
                     // A directory where a file goes, or unreadable: not ours to touch.
                     Err(_) if full.is_dir() => {
-                        return Ok((Some(Conflict::Foreign(path.to_string())), false, None));
+                        let foreign = Some(Conflict::Foreign(path.to_string()));
+                        return Ok((foreign, false, None, false));
                     }
                     Err(e) => return Err(Error::io("reading the output", &full, e)),
                 },
@@ -188,13 +234,16 @@ pub(crate) fn scan(
                 stat,
                 blake3: current,
             });
-            Ok((conflict, same, seen))
+            Ok((conflict, same, seen, true))
         })
         .collect();
     let mut scan = Scan::default();
     for (path, r) in paths.iter().zip(found) {
-        let (conflict, same, seen) = r?;
+        let (conflict, same, seen, present) = r?;
         scan.conflicts.extend(conflict);
+        if present {
+            scan.present.insert(path.to_string());
+        }
         if same {
             scan.unchanged.insert(path.to_string());
         }
@@ -203,6 +252,53 @@ pub(crate) fn scan(
         }
     }
     Ok(scan)
+}
+
+/// What [`write`] would do with `tree` and `lock`, from what [`scan`] found
+/// in `out`: reads only the lock. `force` overrides the conflicts, as it
+/// does for a write.
+pub(crate) fn plan(
+    out: &Path,
+    tree: &Tree,
+    lock: &Lock,
+    old: Option<&Lock>,
+    scan: &Scan,
+    force: bool,
+) -> Plan {
+    let mut plan = Plan::default();
+    for (path, _) in tree.iter() {
+        let p = path.as_str();
+        if scan.unchanged.contains(p) {
+            plan.unchanged += 1;
+        } else if scan.present.contains(p) {
+            plan.updated.push(p.to_string());
+        } else {
+            plan.created.push(p.to_string());
+        }
+    }
+    // As `journal_removals` finds them.
+    if let Some(old) = old {
+        plan.removed = old
+            .files
+            .keys()
+            .filter(|p| !tree.contains(p) && scan.present.contains(p.as_str()))
+            .cloned()
+            .collect();
+    }
+    match fs::read(out.join(LOCK_FILE)) {
+        Ok(bytes) if bytes == lock.to_text().as_bytes() => plan.unchanged += 1,
+        Ok(_) => plan.updated.push(LOCK_FILE.to_string()),
+        Err(_) => plan.created.push(LOCK_FILE.to_string()),
+    }
+    plan.created.sort();
+    plan.updated.sort();
+    if force {
+        plan.forced = scan.conflicts.clone();
+    } else {
+        plan.refused = scan.conflicts.clone();
+    }
+    plan.interrupted = out.join(JOURNAL_DIR).exists();
+    plan
 }
 
 /// The output index after a write: the unchanged files as `scan` saw them,
@@ -341,8 +437,9 @@ pub fn write(
     laps.lap("removes");
     // The lock goes last: until it is in place, the old lock still describes
     // the files, and a recovery completes the rest.
-    if let Some(path) = stage_lock(out, &staged, entries.len(), lock, &mut journal)? {
+    if let Some((path, change)) = stage_lock(out, &staged, entries.len(), lock, &mut journal)? {
         staged_paths.push(path);
+        report.lock = change;
     }
     if journal.puts.is_empty() && journal.removes.is_empty() {
         fs::remove_dir_all(&dir).map_err(|e| Error::io("removing the journal", &dir, e))?;
@@ -566,26 +663,26 @@ fn journal_removals(
 }
 
 /// Stages the lock, unless the output already has it byte for byte; the
-/// staged path, to be made durable.
+/// staged path, to be made durable, and whether it is new.
 fn stage_lock(
     out: &Path,
     staged: &Path,
     n: usize,
     lock: &Lock,
     journal: &mut Journal,
-) -> Result<Option<PathBuf>, Error> {
+) -> Result<Option<(PathBuf, Change)>, Error> {
     let lock_text = lock.to_text();
-    let lock_changed =
-        fs::read_to_string(out.join(LOCK_FILE)).ok().as_deref() != Some(lock_text.as_str());
-    if !lock_changed {
-        return Ok(None);
-    }
+    let change = match fs::read(out.join(LOCK_FILE)) {
+        Ok(bytes) if bytes == lock_text.as_bytes() => return Ok(None),
+        Ok(_) => Change::Updated,
+        Err(_) => Change::Created,
+    };
     // Numbered after every tree file, so no name is shared.
     let name = format!("{n:06}");
     let path = staged.join(&name);
     fs::write(&path, lock_text.as_bytes()).map_err(|e| Error::io("staging a file", &path, e))?;
     journal.puts.push((name, LOCK_FILE.to_string()));
-    Ok(Some(path))
+    Ok(Some((path, change)))
 }
 
 /// The commit point: the journal appears whole or not at all.
