@@ -7,17 +7,36 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+pub fn trials() -> Vec<keelson_testkit::harness::Trial> {
+    keelson_testkit::trials![
+        a_manifest_directory_symlinked_out_of_the_estate_is_refused_where_it_is_named,
+        a_manifest_symlinked_out_of_the_estate_is_refused_and_one_inside_is_followed,
+        a_snapshot_values_file_or_policy_module_symlinked_out_of_the_estate_is_refused,
+        a_dry_run_refuses_where_the_compile_would_and_writes_nothing,
+        a_dry_run_lists_exactly_what_the_compile_then_does,
+        a_dry_run_into_a_new_output_creates_nothing_and_reports_estate_errors_as_json,
+        the_summary_counts_every_file_written_the_lock_included,
+        concurrent_compiles_into_one_output_are_serialised,
+        a_second_run_waits_and_says_so_once_and_no_wait_fails_at_once,
+        a_lock_left_by_a_killed_run_never_blocks,
+        an_output_that_is_a_file_is_named_as_such,
+        an_empty_estate_file_is_called_empty,
+        nul_bytes_are_visible_in_snippets,
+        policy_hash_refuses_a_file_that_is_not_a_module,
+    ]
+}
+
 /// Every compile here runs at one fixed `--now`, so trees compare equal.
 const NOW: &str = "2026-11-23T09:30:00Z";
 
 /// A line of the outside file; it must never reach a generated tree.
 const OUTSIDE_MARKER: &str = "outside-the-estate-marker";
 
+/// The one door (`support::keelson`), as a `Command` these tests redirect.
 fn bin() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_keelson"));
-    cmd.env("NO_COLOR", "1")
-        .env_remove("KEELSON_TEST_CRASH_AFTER");
-    cmd
+    crate::support::keelson(std::iter::empty::<&str>())
+        .env_remove("KEELSON_TEST_CRASH_AFTER")
+        .into_command()
 }
 
 /// Runs keelson in `cwd`; `compile` gets the fixed `--now` and no cache.
@@ -153,7 +172,6 @@ fn assert_nothing_from_outside(out: &Path) {
 // 1. Files stay inside the estate.
 
 #[cfg(unix)]
-#[test]
 fn a_manifest_directory_symlinked_out_of_the_estate_is_refused_where_it_is_named() {
     let dir = quickstart();
     let estate = dir.path().join("estate");
@@ -188,7 +206,6 @@ fn a_manifest_directory_symlinked_out_of_the_estate_is_refused_where_it_is_named
 }
 
 #[cfg(unix)]
-#[test]
 fn a_manifest_symlinked_out_of_the_estate_is_refused_and_one_inside_is_followed() {
     let dir = quickstart();
     let estate = dir.path().join("estate");
@@ -256,7 +273,6 @@ fn a_manifest_symlinked_out_of_the_estate_is_refused_and_one_inside_is_followed(
 }
 
 #[cfg(unix)]
-#[test]
 fn a_snapshot_values_file_or_policy_module_symlinked_out_of_the_estate_is_refused() {
     let dir = quickstart();
     let estate = dir.path().join("estate");
@@ -325,7 +341,6 @@ fn listed(o: &Output, verb: &str) -> BTreeSet<String> {
         .collect()
 }
 
-#[test]
 fn a_dry_run_refuses_where_the_compile_would_and_writes_nothing() {
     let dir = quickstart();
     let o = keelson(dir.path(), &["compile", "estate", "-o", "out"]);
@@ -390,7 +405,6 @@ fn a_dry_run_refuses_where_the_compile_would_and_writes_nothing() {
     );
 }
 
-#[test]
 fn a_dry_run_lists_exactly_what_the_compile_then_does() {
     let dir = quickstart();
     let o = keelson(dir.path(), &["compile", "estate", "-o", "out"]);
@@ -482,7 +496,6 @@ fn a_dry_run_lists_exactly_what_the_compile_then_does() {
     );
 }
 
-#[test]
 fn a_dry_run_into_a_new_output_creates_nothing_and_reports_estate_errors_as_json() {
     let dir = quickstart();
     let o = keelson(dir.path(), &["compile", "estate", "-o", "out", "--dry-run"]);
@@ -529,7 +542,6 @@ fn a_dry_run_into_a_new_output_creates_nothing_and_reports_estate_errors_as_json
 
 // 3. The summary counts every file.
 
-#[test]
 fn the_summary_counts_every_file_written_the_lock_included() {
     let dir = quickstart();
     let o = keelson(dir.path(), &["compile", "estate", "-o", "out"]);
@@ -569,7 +581,6 @@ fn spawn(cwd: &Path, args: &[&str], log: &Path) -> std::process::Child {
     cmd.spawn().unwrap()
 }
 
-#[test]
 fn concurrent_compiles_into_one_output_are_serialised() {
     let dir = quickstart();
     let o = keelson(dir.path(), &["compile", "estate", "-o", "reference"]);
@@ -616,7 +627,6 @@ fn concurrent_compiles_into_one_output_are_serialised() {
 }
 
 #[cfg(unix)]
-#[test]
 fn a_second_run_waits_and_says_so_once_and_no_wait_fails_at_once() {
     let dir = quickstart();
     let out = dir.path().join("out");
@@ -704,7 +714,6 @@ fn a_second_run_waits_and_says_so_once_and_no_wait_fails_at_once() {
     assert!(stderr(&o).contains("reading out"), "{}", stderr(&o));
 }
 
-#[test]
 fn a_lock_left_by_a_killed_run_never_blocks() {
     let dir = quickstart();
     let o = keelson_env(
@@ -724,7 +733,6 @@ fn a_lock_left_by_a_killed_run_never_blocks() {
 
 // 5. Clear errors.
 
-#[test]
 fn an_output_that_is_a_file_is_named_as_such() {
     let dir = quickstart();
     std::fs::write(dir.path().join("out"), "a file").unwrap();
@@ -749,7 +757,6 @@ fn an_output_that_is_a_file_is_named_as_such() {
     );
 }
 
-#[test]
 fn an_empty_estate_file_is_called_empty() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(dir.path().join("estate")).unwrap();
@@ -773,7 +780,6 @@ fn an_empty_estate_file_is_called_empty() {
     );
 }
 
-#[test]
 fn nul_bytes_are_visible_in_snippets() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(dir.path().join("estate")).unwrap();
@@ -793,7 +799,6 @@ fn nul_bytes_are_visible_in_snippets() {
     }
 }
 
-#[test]
 fn policy_hash_refuses_a_file_that_is_not_a_module() {
     let root = repo_root();
     let o = keelson(&root, &["policy", "hash", "Cargo.toml"]);

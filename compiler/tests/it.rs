@@ -20,6 +20,7 @@ mod compile;
 mod crash;
 mod diff_cli;
 mod fuzz_regressions;
+mod hardening;
 mod policy_cli;
 mod registry;
 mod support;
@@ -31,6 +32,7 @@ fn main() {
         crash::trials(),
         registry::trials(),
         compile::trials(),
+        hardening::trials(),
         policy_cli::trials(),
         diff_cli::trials(),
         cli::trials(),

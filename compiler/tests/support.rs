@@ -57,6 +57,11 @@ impl Keelson {
         self
     }
 
+    /// The command itself, for a test that redirects its streams.
+    pub fn into_command(self) -> Command {
+        self.cmd
+    }
+
     /// Runs it to the end, stdin closed.
     pub fn run(mut self) -> Run {
         let out = self
