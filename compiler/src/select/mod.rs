@@ -147,7 +147,10 @@ pub struct Inputs<'a> {
 /// panics on input: a failure is a diagnostic in `diags`, and the image
 /// gets no decision. Deterministic: apps are independent (promotion stays
 /// within an app), so they are decided in parallel and merged — decisions
-/// and diagnostics alike — in app order; the thread count never shows.
+/// and diagnostics alike — in app order; the thread count never shows. The
+/// apps' policy calls share one `policy::Budget`, which reports a module
+/// that failed once, for the lowest app it failed for, whatever the thread
+/// count.
 pub fn decide(input: &Inputs<'_>, diags: &mut Diagnostics) -> Decisions {
     // What this compile may spend on each policy module; a module that
     // fails is reported once, from here (see `policy::Budget`).
