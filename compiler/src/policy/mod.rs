@@ -316,6 +316,11 @@ impl Host {
             // one it exports; the limiter bounds memory and tables together
             // in any case.
             .wasm_multi_memory(false)
+            // Each module compiles on a thread of its own (`compile_bounded`),
+            // not on the shared rayon pool: a compile bomb left running past
+            // its deadline must not hold up the next module's compile, or
+            // the apps decided on that pool.
+            .parallel_compilation(false)
             .max_wasm_stack(1 << 20);
         let engine =
             Engine::new(&config).map_err(|e| format!("cannot start the policy engine: {e}"))?;
@@ -659,6 +664,9 @@ impl Host {
         let owned = bytes.to_vec();
         std::thread::Builder::new()
             .name("keelson-policy-compile".into())
+            // As much stack as a main thread: Cranelift recurses on some
+            // shapes of code, and a stack overflow would abort the process.
+            .stack_size(8 << 20)
             .spawn(move || {
                 let _ = tx.send(wasmtime::Module::new(&engine, &owned));
             })
