@@ -221,12 +221,16 @@ struct PolicyArgs {
     /// Fuel per policy call (about one unit per WebAssembly instruction).
     #[arg(long, default_value_t = keelson::policy::Limits::default().fuel)]
     policy_fuel: u64,
-    /// Memory a policy may grow to, in MiB.
+    /// Memory (linear memory and tables together) a policy call may use, in MiB.
     #[arg(long, default_value_t = (keelson::policy::Limits::default().memory >> 20) as u64, value_name = "MIB")]
     policy_memory: u64,
-    /// Wall-clock seconds per policy call.
+    /// Wall-clock seconds per policy call, and for compiling a policy module.
     #[arg(long, default_value_t = keelson::policy::Limits::default().deadline.as_secs(), value_name = "SECONDS")]
     policy_deadline: u64,
+    /// Fuel one policy module may use over all its calls in a compile
+    /// (default: 40 × --policy-fuel).
+    #[arg(long, value_name = "UNITS")]
+    policy_compile_fuel: Option<u64>,
 }
 
 impl PolicyArgs {
@@ -235,6 +239,7 @@ impl PolicyArgs {
             fuel: self.policy_fuel.max(1),
             memory: (self.policy_memory.clamp(1, 4096) as usize) << 20,
             deadline: std::time::Duration::from_secs(self.policy_deadline.max(1)),
+            compile_fuel: self.policy_compile_fuel,
             ..keelson::policy::Limits::default()
         }
     }

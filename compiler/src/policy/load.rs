@@ -13,8 +13,8 @@ use super::{Host, Limits, Module};
 /// The modules a compile may call, by policy.
 #[derive(Default)]
 pub struct Policies {
-    host: Option<Host>,
-    modules: HashMap<PolicyId, Module>,
+    pub(super) host: Option<Host>,
+    pub(super) modules: HashMap<PolicyId, Module>,
 }
 
 impl Policies {
@@ -87,10 +87,13 @@ pub fn load(
     for (id, used) in uses {
         let policy = estate.policy(id);
         let label = label(&policy.source.value);
-        let Some(bytes) = module_bytes(estate, policy, &label, diags) else {
+        let Some(bytes) = module_bytes(estate, policy, &label, limits.module_size, diags) else {
             continue;
         };
-        if !pin_holds(policy, &label, &bytes, lock, diags) {
+        // A module over the size limit was read only in part: `Host::load`
+        // refuses it, and its pin cannot be checked.
+        let whole = bytes.len() <= limits.module_size;
+        if whole && !pin_holds(policy, &label, &bytes, lock, diags) {
             continue;
         }
         let module = match host.load(&label, &bytes) {
@@ -143,41 +146,58 @@ fn uses(estate: &Estate) -> BTreeMap<PolicyId, Uses> {
 }
 
 /// The module's bytes: embedded for `stdlib:`, else read from the estate's
-/// directory (a read failure is reported).
+/// directory (a read failure is reported). At most one byte past `limit` is
+/// read, so a huge file costs no memory; `Host::load` refuses it.
 fn module_bytes(
     estate: &Estate,
     policy: &Policy,
     label: &str,
+    limit: usize,
     diags: &mut Diagnostics,
 ) -> Option<Vec<u8>> {
+    let read = |path: &std::path::Path| -> std::io::Result<Vec<u8>> {
+        use std::io::Read;
+        let mut bytes = Vec::new();
+        std::fs::File::open(path)?
+            .take(limit as u64 + 1)
+            .read_to_end(&mut bytes)?;
+        Ok(bytes)
+    };
     match &policy.source.value {
         // Lowering refuses unknown names.
         PolicySource::Stdlib(name) => super::stdlib::module(name).map(<[u8]>::to_vec),
-        // Nothing outside the estate is read, even through a symlink.
-        PolicySource::Path(p) => match crate::check::read_inside(&estate.root, p) {
-            Ok(b) => Some(b),
-            Err(crate::check::Unreadable::Outside(target)) => {
-                let loc = policy.source.loc;
-                diags.push(crate::check::outside_estate(
-                    loc,
-                    "the policy module",
-                    p,
-                    &target,
-                ));
-                None
+        PolicySource::Path(p) => {
+            // Nothing outside the estate is read, even through a symlink.
+            let path = match crate::check::resolve_inside(&estate.root, p) {
+                crate::check::Resolved::Inside(real) => real,
+                crate::check::Resolved::Outside(target) => {
+                    let loc = policy.source.loc;
+                    diags.push(crate::check::outside_estate(
+                        loc,
+                        "the policy module",
+                        p,
+                        &target,
+                    ));
+                    return None;
+                }
+                // Reading it says why it is not there.
+                crate::check::Resolved::Missing => estate.root.join(p),
+            };
+            match read(&path) {
+                Ok(b) => Some(b),
+                Err(e) => {
+                    diags.push(
+                        Diagnostic::error(
+                            Code::InvalidPolicy,
+                            policy.source.loc,
+                            format!("cannot read policy module `{label}`: {e}"),
+                        )
+                        .with_help("check that the file exists and is readable"),
+                    );
+                    None
+                }
             }
-            Err(crate::check::Unreadable::Io(e)) => {
-                diags.push(
-                    Diagnostic::error(
-                        Code::InvalidPolicy,
-                        policy.source.loc,
-                        format!("cannot read policy module `{label}`: {e}"),
-                    )
-                    .with_help("check that the file exists and is readable"),
-                );
-                None
-            }
-        },
+        }
     }
 }
 

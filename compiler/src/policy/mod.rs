@@ -3,20 +3,35 @@
 //!
 //! A policy is a core module with one import (`keelson.log`) and no WASI, so
 //! it is a pure function of its JSON input (ABI v1, book/src/policy-abi.md).
-//! Every call gets a fresh instance under fuel, memory, deadline, output and
-//! log limits; a broken or hostile module is an error, never a hang or a
-//! crash. Compiled modules are cached on disk by the blake3 of their bytes.
+//! A broken or hostile module is an error, never a hang or a crash:
+//!
+//! - loading: the module's size is limited, and it is compiled on a thread
+//!   of its own under the deadline (Cranelift cannot be interrupted, so a
+//!   module that takes longer is refused and the thread's result dropped);
+//! - each call: a fresh instance under fuel, an epoch deadline, output and
+//!   log limits, and one memory limit for all its linear memory and tables
+//!   together (multi-memory is off, so a module has at most one memory);
+//! - all calls: at most `memory_total / memory` run at once, so parallel
+//!   apps together never hold more than `memory_total`;
+//! - a compile: a fuel budget per module and a breaker that stops calling a
+//!   module once it failed (`budget.rs`).
+//!
+//! Compiled modules are cached on disk (`cache.rs`): native code, checked
+//! against the module's blake3 and the engine before it is loaded.
 
 pub mod abi;
+mod budget;
+mod cache;
 pub mod load;
 pub mod stdlib;
 pub mod tool;
 
+pub use budget::{Budget, Refused};
 pub use load::{Policies, label};
 
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
 use wasmtime::{
@@ -24,20 +39,33 @@ use wasmtime::{
     Store, Trap, ValType,
 };
 
-/// What one call may use. Going over any limit stops the call.
+/// What a module, a call and a compile may use. Going over any limit stops
+/// the load or the call, and is an error.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
-    /// Fuel units (about one per WebAssembly instruction).
+    /// Fuel units per call (about one per WebAssembly instruction).
     pub fuel: u64,
-    /// Bytes of linear memory.
+    /// Bytes per call of linear memory and tables together.
     pub memory: usize,
-    /// Wall-clock time, a backstop for fuel.
+    /// Wall-clock time per call, a backstop for fuel; also the most that
+    /// compiling one module may take.
     pub deadline: Duration,
     /// Bytes of output read.
     pub output: usize,
     /// Bytes of log kept per call.
     pub log: usize,
+    /// Bytes of a module (binary or text).
+    pub module_size: usize,
+    /// Fuel per module per compile, over all its calls; `None`:
+    /// [`COMPILE_CALLS`] × `fuel`.
+    pub compile_fuel: Option<u64>,
+    /// Bytes that all calls running at once may hold together: at most
+    /// `memory_total / memory` calls (at least one) run at the same time.
+    pub memory_total: usize,
 }
+
+/// The default fuel budget of a module per compile, in full calls' fuel.
+pub const COMPILE_CALLS: u64 = 40;
 
 impl Default for Limits {
     fn default() -> Self {
@@ -47,9 +75,34 @@ impl Default for Limits {
             deadline: Duration::from_secs(10),
             output: 1 << 20,
             log: 64 << 10,
+            module_size: 8 << 20,
+            compile_fuel: None,
+            memory_total: 1 << 30,
         }
     }
 }
+
+impl Limits {
+    /// The fuel one module may use over a compile's calls.
+    pub fn compile_fuel(&self) -> u64 {
+        self.compile_fuel
+            .unwrap_or(self.fuel.saturating_mul(COMPILE_CALLS))
+    }
+
+    /// How many calls may run at the same time.
+    fn parallel_calls(&self) -> usize {
+        (self.memory_total / self.memory.max(1)).max(1)
+    }
+}
+
+/// The wasmtime major version keelson is built with: compiled artifacts are
+/// specific to it (wasmtime checks this too; the cache directory keeps
+/// versions apart).
+const WASMTIME_MAJOR: &str = "48";
+
+/// Bytes a table element takes: "a pointer's worth of space", as wasmtime's
+/// `ResourceLimiter::table_growing` documents.
+const TABLE_ELEMENT: usize = std::mem::size_of::<usize>();
 
 /// How often the deadline clock ticks.
 const TICK: Duration = Duration::from_millis(10);
@@ -60,8 +113,10 @@ pub struct Host {
     /// The one import a policy may use.
     linker: Linker<State>,
     limits: Limits,
-    cache: Option<PathBuf>,
+    cache: Option<cache::Cache>,
     stop: Arc<AtomicBool>,
+    /// Calls that may still start (see [`Limits::memory_total`]).
+    slots: Slots,
 }
 
 impl Drop for Host {
@@ -97,6 +152,22 @@ pub struct Called<T> {
 pub struct CallError {
     pub message: String,
     pub log: Vec<String>,
+    /// Advice for this kind of failure, when there is more to say than
+    /// "fix the module".
+    pub help: Option<String>,
+    /// Fuel the call used before it failed.
+    pub fuel: u64,
+}
+
+impl CallError {
+    fn plain(message: String) -> CallError {
+        CallError {
+            message,
+            log: Vec::new(),
+            help: None,
+            fuel: 0,
+        }
+    }
 }
 
 impl std::fmt::Display for CallError {
@@ -112,35 +183,121 @@ impl std::fmt::Display for CallError {
 /// Per-call state: the limiter and the log.
 struct State {
     memory_limit: usize,
-    memory_hit: bool,
+    /// Bytes the store's memory and tables hold, together.
+    memory_used: usize,
+    /// The last growth allowed, given back if it then fails.
+    pending: usize,
+    /// What went over the limit: `Some("memory")` or `Some("tables")`.
+    memory_hit: Option<&'static str>,
     log: Vec<String>,
     log_bytes: usize,
     log_limit: usize,
     log_dropped: bool,
 }
 
+impl State {
+    /// One limit for everything a call holds: wasmtime asks the limiter per
+    /// memory and per table (also for their initial sizes, when an instance
+    /// is made), so a running total is what bounds the call, however many
+    /// memories or tables a module declares.
+    fn grow(&mut self, what: &'static str, bytes: usize) -> wasmtime::Result<bool> {
+        let total = self.memory_used.saturating_add(bytes);
+        if total > self.memory_limit {
+            self.memory_hit = Some(what);
+            return Err(wasmtime::format_err!("{what} limit"));
+        }
+        self.memory_used = total;
+        self.pending = bytes;
+        Ok(true)
+    }
+
+    fn grow_failed(&mut self) {
+        self.memory_used -= std::mem::take(&mut self.pending);
+    }
+}
+
 impl ResourceLimiter for State {
     fn memory_growing(
         &mut self,
-        _current: usize,
+        current: usize,
         desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        if desired > self.memory_limit {
-            self.memory_hit = true;
-            return Err(wasmtime::format_err!("memory limit"));
-        }
-        Ok(true)
+        self.grow("memory", desired.saturating_sub(current))
+    }
+
+    fn memory_grow_failed(&mut self, _error: wasmtime::Error) -> wasmtime::Result<()> {
+        self.grow_failed();
+        Ok(())
     }
 
     fn table_growing(
         &mut self,
-        _current: usize,
+        current: usize,
         desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        // Policies need a table for indirect calls, never a huge one.
-        Ok(desired <= 100_000)
+        self.grow(
+            "tables",
+            desired
+                .saturating_sub(current)
+                .saturating_mul(TABLE_ELEMENT),
+        )
+    }
+
+    fn table_grow_failed(&mut self, _error: wasmtime::Error) -> wasmtime::Result<()> {
+        self.grow_failed();
+        Ok(())
+    }
+
+    // One instance per store; one memory (multi-memory is off in the engine
+    // too); a few tables (rustc emits one).
+    fn instances(&self) -> usize {
+        1
+    }
+
+    fn memories(&self) -> usize {
+        1
+    }
+
+    fn tables(&self) -> usize {
+        10
+    }
+}
+
+/// A counting semaphore: how many calls may still start.
+struct Slots {
+    free: Mutex<usize>,
+    freed: Condvar,
+}
+
+/// A call's slot, given back when dropped.
+struct Slot<'a>(&'a Slots);
+
+impl Slots {
+    fn new(n: usize) -> Slots {
+        Slots {
+            free: Mutex::new(n),
+            freed: Condvar::new(),
+        }
+    }
+
+    /// Waits for a free slot. Waiting changes no answer: the call's deadline
+    /// starts with its store, after the wait.
+    fn take(&self) -> Slot<'_> {
+        let mut free = self.free.lock().unwrap_or_else(|p| p.into_inner());
+        while *free == 0 {
+            free = self.freed.wait(free).unwrap_or_else(|p| p.into_inner());
+        }
+        *free -= 1;
+        Slot(self)
+    }
+}
+
+impl Drop for Slot<'_> {
+    fn drop(&mut self) {
+        *self.0.free.lock().unwrap_or_else(|p| p.into_inner()) += 1;
+        self.0.freed.notify_one();
     }
 }
 
@@ -155,6 +312,15 @@ impl Host {
             // The same answer on every machine, whatever its CPU.
             .cranelift_nan_canonicalization(true)
             .relaxed_simd_deterministic(true)
+            // One memory per module, so the memory a policy can reach is the
+            // one it exports; the limiter bounds memory and tables together
+            // in any case.
+            .wasm_multi_memory(false)
+            // Each module compiles on a thread of its own (`compile_bounded`),
+            // not on the shared rayon pool: a compile bomb left running past
+            // its deadline must not hold up the next module's compile, or
+            // the apps decided on that pool.
+            .parallel_compilation(false)
             .max_wasm_stack(1 << 20);
         let engine =
             Engine::new(&config).map_err(|e| format!("cannot start the policy engine: {e}"))?;
@@ -191,11 +357,12 @@ impl Host {
             )
             .map_err(|e| format!("cannot define the policy import `keelson.log`: {e}"))?;
         Ok(Host {
+            cache: cache_dir.map(|d| cache::Cache::new(&d, &engine)),
             engine,
             linker,
             limits,
-            cache: cache_dir.map(|d| d.join(format!("policy-v1-wasmtime{}", wasmtime_major()))),
             stop,
+            slots: Slots::new(limits.parallel_calls()),
         })
     }
 
@@ -203,9 +370,15 @@ impl Host {
         self.limits
     }
 
-    /// Compiles and checks a module: its imports, its exports and its ABI
-    /// version. `bytes` may also be WebAssembly text.
+    /// Compiles and checks a module: its size, its imports, its exports and
+    /// its ABI version. `bytes` may also be WebAssembly text.
     pub fn load(&self, label: &str, bytes: &[u8]) -> Result<Module, String> {
+        let size = self.limits.module_size;
+        if bytes.len() > size {
+            return Err(format!(
+                "it is larger than the limit of {size} bytes for a policy module"
+            ));
+        }
         let hash = crate::lock::hash(bytes);
         if label.ends_with(".wasm") && !bytes.starts_with(b"\0asm") {
             return Err(
@@ -213,7 +386,7 @@ impl Host {
                     .into(),
             );
         }
-        let module = self.compile(&hash, bytes)?;
+        let module = self.compile(bytes)?;
         for import in module.imports() {
             let ok = import.module() == "keelson"
                 && import.name() == "log"
@@ -268,6 +441,7 @@ impl Host {
             .map_err(|e| format!("its imports cannot be resolved: {e}"))?;
         // The version is a function of a pure module, so it is asked once,
         // here, under the limits, rather than on every call.
+        let _slot = self.slots.take();
         let mut store = self.store();
         let instance = pre
             .instantiate(&mut store)
@@ -291,6 +465,7 @@ impl Host {
         entry: &str,
         input: &[u8],
     ) -> Result<Called<String>, CallError> {
+        let _slot = self.slots.take();
         let mut store = self.store();
         let result = self.call_in(&mut store, module, entry, input);
         let fuel = self.limits.fuel - store.get_fuel().unwrap_or(0);
@@ -306,6 +481,7 @@ impl Host {
             Ok(output) => Ok(Called { output, log, fuel }),
             Err(mut e) => {
                 e.log = log;
+                e.fuel = fuel;
                 Err(e)
             }
         }
@@ -318,10 +494,7 @@ impl Host {
         entry: &str,
         input: &[u8],
     ) -> Result<String, CallError> {
-        let plain = |message: String| CallError {
-            message,
-            log: Vec::new(),
-        };
+        let plain = CallError::plain;
         let instance = module
             .pre
             .instantiate(&mut *store)
@@ -379,21 +552,15 @@ impl Host {
     ) -> Result<(), CallError> {
         let f = instance
             .get_typed_func::<(), i32>(&mut *store, "keelson_abi_version")
-            .map_err(|e| CallError {
-                message: e.to_string(),
-                log: Vec::new(),
-            })?;
+            .map_err(|e| CallError::plain(e.to_string()))?;
         let v = f
             .call(&mut *store, ())
             .map_err(|e| self.failure(store, e, "keelson_abi_version"))?;
         if v != abi::VERSION {
-            return Err(CallError {
-                message: format!(
-                    "it speaks policy ABI version {v}, and this keelson speaks only version {}",
-                    abi::VERSION
-                ),
-                log: Vec::new(),
-            });
+            return Err(CallError::plain(format!(
+                "it speaks policy ABI version {v}, and this keelson speaks only version {}",
+                abi::VERSION
+            )));
         }
         Ok(())
     }
@@ -403,7 +570,9 @@ impl Host {
             &self.engine,
             State {
                 memory_limit: self.limits.memory,
-                memory_hit: false,
+                memory_used: 0,
+                pending: 0,
+                memory_hit: None,
                 log: Vec::new(),
                 log_bytes: 0,
                 log_limit: self.limits.log,
@@ -423,11 +592,18 @@ impl Host {
     /// Turns a wasmtime error into what the user needs to know.
     fn failure(&self, store: &Store<State>, e: wasmtime::Error, during: &str) -> CallError {
         let l = self.limits;
-        let message = if store.data().memory_hit {
-            format!(
-                "it grew its memory past the limit of {} MiB (during `{during}`)",
-                l.memory >> 20
-            )
+        let mut help = None;
+        let message = if let Some(what) = store.data().memory_hit {
+            match what {
+                "memory" => format!(
+                    "it grew its memory past the limit of {} MiB (during `{during}`)",
+                    l.memory >> 20
+                ),
+                _ => format!(
+                    "it grew its {what} past the limit of {} MiB, which its memory and tables share (during `{during}`)",
+                    l.memory >> 20
+                ),
+            }
         } else {
             match e.downcast_ref::<Trap>() {
                 Some(Trap::OutOfFuel) => format!(
@@ -444,6 +620,12 @@ impl Host {
                 Some(Trap::UnreachableCodeReached) => format!(
                     "it trapped during `{during}` (unreachable: a Rust policy panicked or aborted)"
                 ),
+                Some(Trap::MemoryOutOfBounds) if let Some(at) = shadow_stack_overflow(&e) => {
+                    help = Some(STACK_HELP.to_string());
+                    format!(
+                        "it overflowed its stack during `{during}`: it accessed memory out of bounds at {at:#x}, just below address 0, where a Rust module's stack pointer wraps when its stack runs out; unbounded recursion?"
+                    )
+                }
                 Some(trap) => format!("it trapped during `{during}`: {trap}"),
                 None => format!("it failed during `{during}`: {e}"),
             }
@@ -451,56 +633,103 @@ impl Host {
         CallError {
             message,
             log: Vec::new(),
+            help,
+            fuel: 0,
         }
     }
 
-    fn compile(&self, hash: &str, bytes: &[u8]) -> Result<wasmtime::Module, String> {
-        let cached = self.cache.as_ref().map(|d| d.join(format!("{hash}.cwasm")));
-        if let Some(path) = &cached
-            && let Some(module) = self.read_cached(path)
-        {
+    /// A compiled module: from the cache when it holds a sound entry for
+    /// these bytes, else compiled under the deadline (and then cached).
+    fn compile(&self, bytes: &[u8]) -> Result<wasmtime::Module, String> {
+        let key = blake3::hash(bytes);
+        if let Some(module) = self.cache.as_ref().and_then(|c| c.read(&self.engine, &key)) {
             return Ok(module);
         }
-        let module = wasmtime::Module::new(&self.engine, bytes).map_err(|e| {
-            let detail = format!("{e:#}");
-            format!("it is not a valid WebAssembly module: {detail}")
-        })?;
-        if let Some(path) = &cached {
-            // A cache that cannot be written only costs time.
-            if let Ok(serialized) = module.serialize() {
-                let _ = write_cached(path, &serialized);
-            }
+        let module = self.compile_bounded(bytes)?;
+        if let Some(cache) = &self.cache {
+            cache.write(&key, &module);
         }
         Ok(module)
     }
 
-    fn read_cached(&self, path: &Path) -> Option<wasmtime::Module> {
-        let bytes = std::fs::read(path).ok()?;
-        // Deserialising trusts its input, so the file carries a checksum; a
-        // damaged entry is compiled again.
-        let (sum, body) = bytes.split_at_checked(32)?;
-        if blake3::hash(body).as_bytes() != sum {
-            return None;
+    /// Compiles on a thread of its own and waits at most the deadline.
+    /// Cranelift's work grows faster than the module in the worst case (a
+    /// 1.3 MB module of many locals in nested loops took a minute), and it
+    /// cannot be interrupted: a module that takes longer is refused, and the
+    /// thread finishes unobserved (its result is dropped; the process does
+    /// not wait for it).
+    fn compile_bounded(&self, bytes: &[u8]) -> Result<wasmtime::Module, String> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let engine = self.engine.clone();
+        let owned = bytes.to_vec();
+        std::thread::Builder::new()
+            .name("keelson-policy-compile".into())
+            // As much stack as a main thread: Cranelift recurses on some
+            // shapes of code, and a stack overflow would abort the process.
+            .stack_size(8 << 20)
+            .spawn(move || {
+                let _ = tx.send(wasmtime::Module::new(&engine, &owned));
+            })
+            .map_err(|e| format!("cannot start a thread to compile it: {e}"))?;
+        let deadline = self.limits.deadline;
+        match rx.recv_timeout(deadline) {
+            Ok(Ok(module)) => Ok(module),
+            Ok(Err(e)) => Err(invalid(&e)),
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => Err(format!(
+                "compiling it takes longer than the deadline of {} s: a module this slow to compile (very many locals, deeply nested blocks) is refused",
+                deadline.as_secs_f64()
+            )),
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                Err("compiling it failed: the compiler stopped without an answer".into())
+            }
         }
-        // SAFETY: the bytes are an artifact `Module::serialize` wrote into
-        // keelson's own cache (their checksum matches); wasmtime refuses
-        // artifacts from another version or configuration.
-        unsafe { wasmtime::Module::deserialize(&self.engine, body) }.ok()
     }
 }
 
-fn write_cached(path: &Path, serialized: &[u8]) -> std::io::Result<()> {
-    let dir = path.parent().expect("a cache file has a directory");
-    std::fs::create_dir_all(dir)?;
-    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-    let mut bytes = Vec::with_capacity(32 + serialized.len());
-    bytes.extend_from_slice(blake3::hash(serialized).as_bytes());
-    bytes.extend_from_slice(serialized);
-    std::fs::write(&tmp, bytes)?;
-    // Rename, so a reader never sees half an entry.
-    std::fs::rename(&tmp, path).inspect_err(|_| {
-        let _ = std::fs::remove_file(&tmp);
-    })
+/// Why wasmtime refused to compile a module.
+fn invalid(e: &wasmtime::Error) -> String {
+    let detail = format!("{e:#}");
+    // The validator's words for a second memory, with multi-memory off.
+    if detail.contains("multiple memories") {
+        return "it declares more than one memory, and a policy may have only one (the `memory` it exports): multi-memory is off in keelson's sandbox".into();
+    }
+    format!("it is not a valid WebAssembly module: {detail}")
+}
+
+const STACK_HELP: &str = "a Rust policy keeps its stack (1 MiB unless linked with `-C link-arg=-zstack-size=BYTES`) at the start of its memory; look for unbounded or very deep recursion and large values on the stack (box them), and give it a bigger stack only if its depth is bounded";
+
+/// The address of an out-of-bounds access that looks like a shadow stack
+/// running out, if `e` is one.
+///
+/// WebAssembly has no stack pointer of its own: LLVM keeps one in a mutable
+/// global (`__stack_pointer`) and Rust's frames in linear memory. rustc links
+/// `wasm32-unknown-unknown` with `--stack-first`: the stack takes the start of
+/// memory, `__stack_pointer` starts at its top (1 MiB by default) and
+/// functions subtract their frame size from it, unchecked. When the stack
+/// runs out the pointer goes below 0, wraps to just under 4 GiB, and the first
+/// load or store into the new frame is out of bounds *there*. The global is
+/// not exported (and names are stripped), so it cannot be read after the
+/// trap; the faulting address can. wasmtime adds it to a trap caught by its
+/// guard pages as the `WasmFault` context ("memory fault at wasm address 0x…
+/// in linear memory of size 0x…"); the type is not public in wasmtime 48,
+/// so it is read from that message.
+///
+/// The heuristic: a fault within 16 MiB below 4 GiB (up to 16 MiB past it,
+/// for an access's constant offset) is a pointer that went a little below
+/// 0. A policy's memory never reaches there (its limit is far lower), and a
+/// stray pointer rarely lands in that window, while a stack that overflowed
+/// always does (16 MiB is more than any frame). Anything else stays "out of
+/// bounds memory access".
+fn shadow_stack_overflow(e: &wasmtime::Error) -> Option<u64> {
+    const WINDOW: u64 = 16 << 20;
+    let at = e.chain().find_map(|cause| {
+        let text = cause.to_string();
+        let hex = text.strip_prefix("memory fault at wasm address 0x")?;
+        u64::from_str_radix(hex.split(' ').next()?, 16).ok()
+    })?;
+    ((1u64 << 32) - WINDOW..(1u64 << 32) + WINDOW)
+        .contains(&at)
+        .then_some(at)
 }
 
 /// `keelson.log`: copies a message out of the guest, within the log limit.
@@ -558,12 +787,6 @@ fn signature(params: &[ValType], results: &[ValType]) -> String {
     format!("({}) -> ({})", list(params), list(results))
 }
 
-fn wasmtime_major() -> &'static str {
-    // Compiled artifacts are specific to the wasmtime that made them;
-    // wasmtime checks this too, the directory keeps versions apart.
-    "48"
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -612,19 +835,39 @@ mod tests {
         assert!(called.log[10].contains("dropped past 100 bytes"));
     }
 
+    /// A module whose `filter` runs `body` and answers `{}`.
+    fn filter_doing(body: &str) -> String {
+        format!(
+            r#"(module
+              (memory (export "memory") 1)
+              (data (i32.const 1024) "{{}}")
+              (func (export "keelson_abi_version") (result i32) (i32.const 1))
+              (func (export "keelson_alloc") (param i32) (result i32) (i32.const 2048))
+              (func (export "filter") (param i32 i32) (result i64)
+                {body}
+                (i64.or (i64.shl (i64.const 1024) (i64.const 32)) (i64.const 2))))"#
+        )
+    }
+
+    fn entry_of(host: &Host, bytes: &[u8]) -> PathBuf {
+        host.cache.as_ref().unwrap().path(&blake3::hash(bytes))
+    }
+
+    fn cached(host: &Host, bytes: &[u8]) -> bool {
+        let cache = host.cache.as_ref().unwrap();
+        cache.read(&host.engine, &blake3::hash(bytes)).is_some()
+    }
+
     #[test]
     fn compiled_modules_are_cached_and_a_damaged_entry_is_compiled_again() {
         let dir = tempfile::tempdir().unwrap();
         let wat = logger("x", 1);
         let host = Host::new(Limits::default(), Some(dir.path().to_path_buf())).unwrap();
-        let m = host.load("t.wat", wat.as_bytes()).unwrap();
-        let entry = host
-            .cache
-            .as_ref()
-            .unwrap()
-            .join(format!("{}.cwasm", m.hash));
+        host.load("t.wat", wat.as_bytes()).unwrap();
+        let entry = entry_of(&host, wat.as_bytes());
         assert!(entry.is_file());
         // A warm load reads the entry.
+        assert!(cached(&host, wat.as_bytes()));
         let m = host.load("t.wat", wat.as_bytes()).unwrap();
         assert_eq!(host.call(&m, "filter", b"{}").unwrap().output, "{}");
         // A damaged entry fails its checksum: compiled again, and rewritten.
@@ -632,9 +875,267 @@ mod tests {
         let last = bytes.len() - 1;
         bytes[last] ^= 0xff;
         std::fs::write(&entry, &bytes).unwrap();
-        assert!(host.read_cached(&entry).is_none());
+        assert!(!cached(&host, wat.as_bytes()));
         let m = host.load("t.wat", wat.as_bytes()).unwrap();
         assert_eq!(host.call(&m, "filter", b"{}").unwrap().output, "{}");
-        assert!(host.read_cached(&entry).is_some());
+        assert!(cached(&host, wat.as_bytes()));
+        // Another host (another compile) with the same engine reads it.
+        let again = Host::new(Limits::default(), Some(dir.path().to_path_buf())).unwrap();
+        assert_eq!(
+            again.cache.as_ref().unwrap().fingerprint(),
+            host.cache.as_ref().unwrap().fingerprint()
+        );
+        assert!(cached(&again, wat.as_bytes()));
+    }
+
+    /// The hostile review's cache poisoning: a valid entry of another module
+    /// copied under the pinned module's name must not run.
+    #[test]
+    fn an_entry_of_another_module_is_a_miss() {
+        let dir = tempfile::tempdir().unwrap();
+        let host = Host::new(Limits::default(), Some(dir.path().to_path_buf())).unwrap();
+        let (pinned, other) = (logger("pinned", 1), logger("other", 1));
+        host.load("a.wat", pinned.as_bytes()).unwrap();
+        host.load("b.wat", other.as_bytes()).unwrap();
+        let (entry, foreign) = (
+            entry_of(&host, pinned.as_bytes()),
+            entry_of(&host, other.as_bytes()),
+        );
+        std::fs::copy(&foreign, &entry).unwrap();
+        assert!(!cached(&host, pinned.as_bytes()));
+        let m = host.load("a.wat", pinned.as_bytes()).unwrap();
+        assert_eq!(host.call(&m, "filter", b"{}").unwrap().log, ["pinned"]);
+        // The entry was compiled again and rewritten.
+        assert_ne!(
+            std::fs::read(&entry).unwrap(),
+            std::fs::read(&foreign).unwrap()
+        );
+        assert!(cached(&host, pinned.as_bytes()));
+    }
+
+    #[test]
+    fn an_entry_of_another_engine_is_a_miss() {
+        let dir = tempfile::tempdir().unwrap();
+        let host = Host::new(Limits::default(), Some(dir.path().to_path_buf())).unwrap();
+        let wat = logger("x", 1);
+        host.load("t.wat", wat.as_bytes()).unwrap();
+        let entry = entry_of(&host, wat.as_bytes());
+        let mut bytes = std::fs::read(&entry).unwrap();
+        // Another fingerprint (another wasmtime, target or configuration),
+        // with a checksum that holds: still a miss.
+        bytes[40] ^= 1;
+        let sum = {
+            let mut h = blake3::Hasher::new();
+            h.update(&bytes[..72]);
+            h.update(&bytes[104..]);
+            h.finalize()
+        };
+        bytes[72..104].copy_from_slice(sum.as_bytes());
+        std::fs::write(&entry, &bytes).unwrap();
+        assert!(!cached(&host, wat.as_bytes()));
+        // An entry in the old format, or of another keelson, likewise.
+        std::fs::write(&entry, &bytes[8..]).unwrap();
+        assert!(!cached(&host, wat.as_bytes()));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn an_entry_others_may_write_is_a_miss() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let host = Host::new(Limits::default(), Some(dir.path().to_path_buf())).unwrap();
+        let wat = logger("x", 1);
+        host.load("t.wat", wat.as_bytes()).unwrap();
+        let entry = entry_of(&host, wat.as_bytes());
+        let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode();
+        assert_eq!(mode(&entry) & 0o077, 0, "entries are private");
+        assert_eq!(mode(entry.parent().unwrap()) & 0o077, 0);
+        std::fs::set_permissions(&entry, std::fs::Permissions::from_mode(0o666)).unwrap();
+        assert!(!cached(&host, wat.as_bytes()));
+    }
+
+    /// The hostile review's 24 memories: multi-memory is off, so a second
+    /// memory is refused at load with a clear error.
+    #[test]
+    fn a_module_with_two_memories_is_refused() {
+        let host = Host::new(Limits::default(), None).unwrap();
+        let wat = filter_doing("").replace(
+            r#"(memory (export "memory") 1)"#,
+            r#"(memory (export "memory") 1) (memory $second 1)"#,
+        );
+        let e = host.load("t.wat", wat.as_bytes()).err().unwrap();
+        assert!(
+            e.starts_with("it declares more than one memory, and a policy may have only one"),
+            "{e}"
+        );
+    }
+
+    /// Memory and tables share one limit per call: 40 MiB of memory and
+    /// 4 Mi table elements (32 MiB) are each under 64 MiB, not together.
+    #[test]
+    fn memory_and_tables_count_together() {
+        let host = Host::new(Limits::default(), None).unwrap();
+        let body = r#"(if (i32.lt_s (memory.grow (i32.const 640)) (i32.const 0)) (then unreachable))
+                      (if (i32.lt_s (table.grow $t (ref.null func) (i32.const 4194304)) (i32.const 0))
+                        (then unreachable))"#;
+        let wat = filter_doing(body).replace(
+            r#"(memory (export "memory") 1)"#,
+            r#"(memory (export "memory") 1) (table $t 1 funcref)"#,
+        );
+        let m = host.load("t.wat", wat.as_bytes()).unwrap();
+        let e = host.call(&m, "filter", b"{}").unwrap_err();
+        assert_eq!(
+            e.message,
+            "it grew its tables past the limit of 64 MiB, which its memory and tables share (during `filter`)"
+        );
+        // Either alone fits.
+        let alone = filter_doing(&body.replace("4194304", "1")).replace(
+            r#"(memory (export "memory") 1)"#,
+            r#"(memory (export "memory") 1) (table $t 1 funcref)"#,
+        );
+        let m = host.load("t.wat", alone.as_bytes()).unwrap();
+        host.call(&m, "filter", b"{}").unwrap();
+    }
+
+    #[test]
+    fn calls_wait_for_room_under_the_total_memory() {
+        let limits = Limits {
+            memory: 64 << 20,
+            memory_total: 100 << 20,
+            ..Limits::default()
+        };
+        assert_eq!(limits.parallel_calls(), 1);
+        assert_eq!(Limits::default().parallel_calls(), 16);
+        let host = Host::new(limits, None).unwrap();
+        // Each call grows to 60 MiB: two at once would hold 120 MiB.
+        let wat = filter_doing(
+            "(if (i32.lt_s (memory.grow (i32.const 959)) (i32.const 0)) (then unreachable))",
+        );
+        let m = host.load("t.wat", wat.as_bytes()).unwrap();
+        std::thread::scope(|s| {
+            for _ in 0..4 {
+                s.spawn(|| host.call(&m, "filter", b"{}").unwrap());
+            }
+        });
+        // The slot is free again, and only one call could hold it.
+        assert_eq!(*host.slots.free.lock().unwrap(), 1);
+    }
+
+    #[test]
+    fn a_call_waits_while_no_slot_is_free() {
+        let slots = Slots::new(1);
+        let held = slots.take();
+        let got = AtomicBool::new(false);
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                let _slot = slots.take();
+                got.store(true, Ordering::SeqCst);
+            });
+            std::thread::sleep(Duration::from_millis(50));
+            assert!(!got.load(Ordering::SeqCst), "two calls held one slot");
+            drop(held);
+        });
+        assert!(got.load(Ordering::SeqCst));
+        assert_eq!(*slots.free.lock().unwrap(), 1);
+    }
+
+    #[test]
+    fn a_module_over_the_size_limit_is_refused() {
+        let limits = Limits {
+            module_size: 100,
+            ..Limits::default()
+        };
+        let host = Host::new(limits, None).unwrap();
+        let wat = logger("x", 1);
+        let e = host.load("t.wat", wat.as_bytes()).err().unwrap();
+        assert_eq!(
+            e,
+            "it is larger than the limit of 100 bytes for a policy module"
+        );
+    }
+
+    /// A compile bomb in the manner of the hostile review's (many locals,
+    /// nested loops): about a second to compile here, against a 100 ms
+    /// deadline.
+    pub(super) fn compile_bomb(locals: usize, depth: usize, uses: usize) -> String {
+        let mut body = String::new();
+        for _ in 0..depth {
+            body.push_str("(loop ");
+        }
+        for u in 0..uses {
+            let (a, b) = (2 + u % locals, 2 + (u * 7 + 1) % locals);
+            body.push_str(&format!(
+                "(local.set {a} (i64.add (local.get {a}) (local.get {b})))"
+            ));
+        }
+        for d in 0..depth {
+            body.push_str(&format!(
+                "(br_if 0 (i64.eqz (local.get {}))))",
+                2 + d % locals
+            ));
+        }
+        filter_doing(&format!("(local{}) {body}", " i64".repeat(locals)))
+    }
+
+    #[test]
+    fn a_module_too_slow_to_compile_is_refused_in_bounded_time() {
+        let limits = Limits {
+            deadline: Duration::from_millis(100),
+            ..Limits::default()
+        };
+        let host = Host::new(limits, None).unwrap();
+        let bomb = compile_bomb(1000, 200, 500);
+        let started = std::time::Instant::now();
+        let e = host.load("t.wat", bomb.as_bytes()).err().unwrap();
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            started.elapsed()
+        );
+        assert_eq!(
+            e,
+            "compiling it takes longer than the deadline of 0.1 s: a module this slow to compile (very many locals, deeply nested blocks) is refused"
+        );
+    }
+
+    /// What rustc makes of unbounded recursion: frames in linear memory,
+    /// under a `__stack_pointer` that starts at the top of a stack at the
+    /// start of memory and wraps below 0.
+    pub(super) const SHADOW_STACK_OVERFLOW: &str = r#"(module
+        (memory (export "memory") 2)
+        (global $sp (mut i32) (i32.const 65536))
+        (func (export "keelson_abi_version") (result i32) (i32.const 1))
+        (func (export "keelson_alloc") (param i32) (result i32) (i32.const 70000))
+        (func $down (param $n i32)
+          (local $frame i32)
+          (global.set $sp (local.tee $frame (i32.sub (global.get $sp) (i32.const 64))))
+          (i32.store offset=8 (local.get $frame) (local.get $n))
+          (call $down (i32.add (local.get $n) (i32.const 1)))
+          (global.set $sp (i32.add (local.get $frame) (i32.const 64))))
+        (func (export "filter") (param i32 i32) (result i64)
+          (call $down (i32.const 0))
+          (i64.const 0)))"#;
+
+    #[test]
+    fn a_shadow_stack_overflow_is_named_as_such() {
+        let host = Host::new(Limits::default(), None).unwrap();
+        let m = host
+            .load("t.wat", SHADOW_STACK_OVERFLOW.as_bytes())
+            .unwrap();
+        let e = host.call(&m, "filter", b"{}").unwrap_err();
+        assert_eq!(
+            e.message,
+            "it overflowed its stack during `filter`: it accessed memory out of bounds at 0xffffffc8, just below address 0, where a Rust module's stack pointer wraps when its stack runs out; unbounded recursion?"
+        );
+        assert!(e.help.unwrap().contains("-zstack-size"));
+        // A stray access far from 0 is still just out of bounds.
+        let wat = filter_doing("(drop (i32.load (i32.const 0x10000000)))");
+        let m = host.load("t.wat", wat.as_bytes()).unwrap();
+        let e = host.call(&m, "filter", b"{}").unwrap_err();
+        assert_eq!(
+            e.message,
+            "it trapped during `filter`: wasm trap: out of bounds memory access"
+        );
+        assert_eq!(e.help, None);
     }
 }

@@ -164,6 +164,14 @@ const TEMPLATE: &[(&str, &str)] = &[
         "input.json",
         include_str!("../../../policies/template/input.json"),
     ),
+    (
+        "input-gate.json",
+        include_str!("../../../policies/template/input-gate.json"),
+    ),
+    (
+        "clippy.toml",
+        include_str!("../../../policies/template/clippy.toml"),
+    ),
 ];
 
 /// Writes a new policy crate named `name` into `dir/name`, with the SDK

@@ -42,8 +42,8 @@ use crate::discover::{Observed, TagData};
 use crate::graph::EstateGraph;
 use crate::lock::LockedImage;
 use crate::model::{App, AppId, Deployment, Estate, Image, Stage, StageId, StageSource};
-use crate::policy::Policies;
 use crate::policy::abi::{self, Past, Running};
+use crate::policy::{Budget, Policies};
 use crate::strategy::{self, Selection};
 use call::Call;
 pub use waiting::hold_waiting;
@@ -147,11 +147,17 @@ pub struct Inputs<'a> {
 /// panics on input: a failure is a diagnostic in `diags`, and the image
 /// gets no decision. Deterministic: apps are independent (promotion stays
 /// within an app), so they are decided in parallel and merged — decisions
-/// and diagnostics alike — in app order; the thread count never shows.
+/// and diagnostics alike — in app order; the thread count never shows. The
+/// apps' policy calls share one `policy::Budget`, which reports a module
+/// that failed once, for the lowest app it failed for, whatever the thread
+/// count.
 pub fn decide(input: &Inputs<'_>, diags: &mut Diagnostics) -> Decisions {
+    // What this compile may spend on each policy module; a module that
+    // fails is reported once, from here (see `policy::Budget`).
+    let budget = input.policies.budget();
     let apps: Vec<AppDecisions> = (0..input.estate.apps.len())
         .into_par_iter()
-        .map(|ai| decide_app(input, AppId(ai as u32)))
+        .map(|ai| decide_app(input, &budget, AppId(ai as u32)))
         .collect();
     let mut out = Decisions::default();
     for app in apps {
@@ -160,6 +166,9 @@ pub fn decide(input: &Inputs<'_>, diags: &mut Diagnostics) -> Decisions {
         for d in app.diags {
             diags.push(d);
         }
+    }
+    for d in budget.into_diagnostics(input.estate) {
+        diags.push(d);
     }
     out
 }
@@ -197,6 +206,7 @@ impl<'a> Current<'a> {
 /// One image of one app stage being decided: what every rule reads.
 struct Slot<'a> {
     input: &'a Inputs<'a>,
+    budget: &'a Budget<'a>,
     key: DecisionKey,
     app: &'a App,
     stage: &'a Stage,
@@ -227,6 +237,8 @@ impl Slot<'_> {
     fn call(&self) -> Call<'_> {
         Call {
             input: self.input,
+            budget: self.budget,
+            app_id: self.key.0,
             app: self.app,
             stage: self.stage,
             image: self.image,
@@ -239,7 +251,7 @@ impl Slot<'_> {
 
 /// Decides every image of one app, stages upstream first (a promotion reads
 /// its source's decision from what is decided so far).
-fn decide_app(input: &Inputs<'_>, app_id: AppId) -> AppDecisions {
+fn decide_app(input: &Inputs<'_>, budget: &Budget<'_>, app_id: AppId) -> AppDecisions {
     let estate = input.estate;
     let app = estate.app(app_id);
     let now = abi::time(input.now);
@@ -258,6 +270,7 @@ fn decide_app(input: &Inputs<'_>, app_id: AppId) -> AppDecisions {
                 .map(|l| Current::of(l, &now));
             let slot = Slot {
                 input,
+                budget,
                 key: (app_id, stage_id, ii),
                 app,
                 stage,

@@ -82,7 +82,7 @@ fn run_gates(
                 trace.gates.push(verdict);
             }
             Err(e) => {
-                diags.push(call.failure(g, slot.deployment, e));
+                diags.extend(call.failure(g, slot.deployment, e));
                 failed = true;
                 promote = false;
             }

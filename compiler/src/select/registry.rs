@@ -143,7 +143,7 @@ fn apply_filter_policies(
                 }
             }
             Err(e) => {
-                diags.push(call.failure(f, slot.deployment, e));
+                diags.extend(call.failure(f, slot.deployment, e));
                 return None;
             }
         }

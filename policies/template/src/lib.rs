@@ -123,10 +123,13 @@ mod tests {
         assert!(e.message().starts_with("bad params: unknown field `min-hour`"), "{e}");
     }
 
-    /// The same call through JSON, as keelson makes it.
+    /// The same calls through JSON, as keelson makes them, on the example
+    /// inputs `keelson policy test` takes.
     #[test]
     fn input_json_works() {
         let out = keelson_policy::call_filter(filter, include_str!("../input.json"));
         assert!(out.starts_with(r#"{"verdicts":["#), "{out}");
+        let out = keelson_policy::call_promote(promote, include_str!("../input-gate.json"));
+        assert!(out.starts_with(r#"{"decision":"hold""#), "{out}");
     }
 }

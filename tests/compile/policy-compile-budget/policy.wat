@@ -1,0 +1,18 @@
+;; allows every tag, after 100,000 turns of a loop (about 800,000 fuel)
+(module
+  (memory (export "memory") 2)
+  (global $bump (mut i32) (i32.const 4096))
+  (func (export "keelson_abi_version") (result i32) (i32.const 1))
+  (func (export "keelson_alloc") (param $len i32) (result i32)
+    (local $p i32)
+    (local.set $p (global.get $bump))
+    (global.set $bump (i32.add (global.get $bump) (local.get $len)))
+    (local.get $p))
+  (data (i32.const 1024) "{\"verdicts\":[{\"tag\":\"1.2.0\",\"decision\":\"allow\"},{\"tag\":\"1.1.0\",\"decision\":\"allow\"}]}")
+  (func (export "filter") (param $ptr i32) (param $len i32) (result i64)
+    (local $i i32)
+    (loop $l
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br_if $l (i32.lt_u (local.get $i) (i32.const 100000))))
+    (i64.or (i64.shl (i64.const 1024) (i64.const 32)) (i64.const 84)))
+)
