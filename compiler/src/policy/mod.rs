@@ -16,6 +16,9 @@
 //! - a compile: a fuel budget per module and a breaker that stops calling a
 //!   module once it failed (`budget.rs`).
 //!
+//! Failures are worded for the user; an out-of-bounds trap that is a Rust
+//! stack running out is named as one (`stack.rs`).
+//!
 //! Compiled modules are cached on disk (`cache.rs`): native code, checked
 //! against the module's blake3 and the engine before it is loaded.
 
@@ -23,6 +26,7 @@ pub mod abi;
 mod budget;
 mod cache;
 pub mod load;
+mod stack;
 pub mod stdlib;
 pub mod tool;
 
@@ -134,6 +138,9 @@ pub struct Module {
     pub hash: String,
     pub exports_filter: bool,
     pub exports_promote: bool,
+    /// Where its stack starts, when it lays out memory as Rust does
+    /// (`stack.rs`).
+    stack_top: Option<u32>,
     pre: InstancePre<State>,
 }
 
@@ -445,7 +452,7 @@ impl Host {
         let mut store = self.store();
         let instance = pre
             .instantiate(&mut store)
-            .map_err(|e| self.failure(&store, e, "starting").message)?;
+            .map_err(|e| self.failure(&store, e, "starting", None).message)?;
         self.abi_version(&mut store, &instance)
             .map_err(|e| e.message)?;
         Ok(Module {
@@ -453,6 +460,7 @@ impl Host {
             hash,
             exports_filter,
             exports_promote,
+            stack_top: stack::stack_top(bytes),
             pre,
         })
     }
@@ -498,10 +506,11 @@ impl Host {
         let instance = module
             .pre
             .instantiate(&mut *store)
-            .map_err(|e| self.failure(store, e, "starting"))?;
+            .map_err(|e| self.failure(store, e, "starting", None))?;
         let memory = instance
             .get_memory(&mut *store, "memory")
             .ok_or_else(|| plain("it has no memory".into()))?;
+        let stack = module.stack_top.map(|top| (memory, top));
         let len = i32::try_from(input.len())
             .map_err(|_| plain(format!("its input of {} bytes is too large", input.len())))?;
         let alloc = instance
@@ -509,7 +518,7 @@ impl Host {
             .map_err(|e| plain(e.to_string()))?;
         let ptr = alloc
             .call(&mut *store, len)
-            .map_err(|e| self.failure(store, e, "allocating its input"))?;
+            .map_err(|e| self.failure(store, e, "allocating its input", stack))?;
         memory
             .write(&mut *store, ptr as u32 as usize, input)
             .map_err(|_| {
@@ -522,7 +531,7 @@ impl Host {
             .map_err(|_| plain(format!("it does not export `{entry}`")))?;
         let packed = func
             .call(&mut *store, (ptr, len))
-            .map_err(|e| self.failure(store, e, entry))?;
+            .map_err(|e| self.failure(store, e, entry, stack))?;
         let out_ptr = ((packed as u64) >> 32) as usize;
         let out_len = (packed as u64 & 0xffff_ffff) as usize;
         if out_len > self.limits.output {
@@ -555,7 +564,7 @@ impl Host {
             .map_err(|e| CallError::plain(e.to_string()))?;
         let v = f
             .call(&mut *store, ())
-            .map_err(|e| self.failure(store, e, "keelson_abi_version"))?;
+            .map_err(|e| self.failure(store, e, "keelson_abi_version", None))?;
         if v != abi::VERSION {
             return Err(CallError::plain(format!(
                 "it speaks policy ABI version {v}, and this keelson speaks only version {}",
@@ -589,8 +598,16 @@ impl Host {
         store
     }
 
-    /// Turns a wasmtime error into what the user needs to know.
-    fn failure(&self, store: &Store<State>, e: wasmtime::Error, during: &str) -> CallError {
+    /// Turns a wasmtime error into what the user needs to know. `stack`:
+    /// the instance's memory and where its stack starts, when its layout is
+    /// Rust's (to tell a stack overflow, `stack.rs`).
+    fn failure(
+        &self,
+        store: &Store<State>,
+        e: wasmtime::Error,
+        during: &str,
+        stack: Option<(Memory, u32)>,
+    ) -> CallError {
         let l = self.limits;
         let mut help = None;
         let message = if let Some(what) = store.data().memory_hit {
@@ -620,10 +637,24 @@ impl Host {
                 Some(Trap::UnreachableCodeReached) => format!(
                     "it trapped during `{during}` (unreachable: a Rust policy panicked or aborted)"
                 ),
-                Some(Trap::MemoryOutOfBounds) if let Some(at) = shadow_stack_overflow(&e) => {
+                Some(Trap::MemoryOutOfBounds) if let Some(at) = stack::wrapped_address(&e) => {
                     help = Some(STACK_HELP.to_string());
                     format!(
                         "it overflowed its stack during `{during}`: it accessed memory out of bounds at {at:#x}, just below address 0, where a Rust module's stack pointer wraps when its stack runs out; unbounded recursion?"
+                    )
+                }
+                Some(Trap::MemoryOutOfBounds)
+                    if let Some((memory, top)) = stack
+                        && stack::bottom_used(memory.data(store), top) =>
+                {
+                    help = Some(STACK_HELP.to_string());
+                    let size = if top % (1 << 20) == 0 {
+                        format!("{} MiB", top >> 20)
+                    } else {
+                        format!("{} KiB", top >> 10)
+                    };
+                    format!(
+                        "it most likely overflowed its stack during `{during}`: it accessed memory out of bounds after using its stack (the first {size} of its memory) down to the bottom; unbounded recursion?"
                     )
                 }
                 Some(trap) => format!("it trapped during `{during}`: {trap}"),
@@ -697,40 +728,6 @@ fn invalid(e: &wasmtime::Error) -> String {
 }
 
 const STACK_HELP: &str = "a Rust policy keeps its stack (1 MiB unless linked with `-C link-arg=-zstack-size=BYTES`) at the start of its memory; look for unbounded or very deep recursion and large values on the stack (box them), and give it a bigger stack only if its depth is bounded";
-
-/// The address of an out-of-bounds access that looks like a shadow stack
-/// running out, if `e` is one.
-///
-/// WebAssembly has no stack pointer of its own: LLVM keeps one in a mutable
-/// global (`__stack_pointer`) and Rust's frames in linear memory. rustc links
-/// `wasm32-unknown-unknown` with `--stack-first`: the stack takes the start of
-/// memory, `__stack_pointer` starts at its top (1 MiB by default) and
-/// functions subtract their frame size from it, unchecked. When the stack
-/// runs out the pointer goes below 0, wraps to just under 4 GiB, and the first
-/// load or store into the new frame is out of bounds *there*. The global is
-/// not exported (and names are stripped), so it cannot be read after the
-/// trap; the faulting address can. wasmtime adds it to a trap caught by its
-/// guard pages as the `WasmFault` context ("memory fault at wasm address 0x…
-/// in linear memory of size 0x…"); the type is not public in wasmtime 48,
-/// so it is read from that message.
-///
-/// The heuristic: a fault within 16 MiB below 4 GiB (up to 16 MiB past it,
-/// for an access's constant offset) is a pointer that went a little below
-/// 0. A policy's memory never reaches there (its limit is far lower), and a
-/// stray pointer rarely lands in that window, while a stack that overflowed
-/// always does (16 MiB is more than any frame). Anything else stays "out of
-/// bounds memory access".
-fn shadow_stack_overflow(e: &wasmtime::Error) -> Option<u64> {
-    const WINDOW: u64 = 16 << 20;
-    let at = e.chain().find_map(|cause| {
-        let text = cause.to_string();
-        let hex = text.strip_prefix("memory fault at wasm address 0x")?;
-        u64::from_str_radix(hex.split(' ').next()?, 16).ok()
-    })?;
-    ((1u64 << 32) - WINDOW..(1u64 << 32) + WINDOW)
-        .contains(&at)
-        .then_some(at)
-}
 
 /// `keelson.log`: copies a message out of the guest, within the log limit.
 fn log(caller: &mut Caller<'_, State>, memory: Memory, ptr: usize, len: usize) {

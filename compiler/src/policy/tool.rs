@@ -104,7 +104,13 @@ pub fn test(module: &Path, input: &Path, limits: Limits) -> Result<Tested, Error
             };
             (output, called.log, Some(called.fuel))
         }
-        Err(e) => (Err(e.message), e.log, None),
+        Err(e) => {
+            let message = match e.help {
+                Some(help) => format!("{}\n  help: {help}", e.message),
+                None => e.message,
+            };
+            (Err(message), e.log, None)
+        }
     };
     Ok(Tested {
         entry,
