@@ -10,29 +10,12 @@ use std::time::{Duration, Instant};
 use keelson_bench::{Shape, generate, median};
 
 fn build_args(args: &[String]) -> (Vec<usize>, usize) {
-    let mut sizes = vec![100usize, 1_000];
-    let mut runs = 3usize;
-    let mut i = 0;
-    while i < args.len() {
-        match args[i].as_str() {
-            "--apps" => {
-                i += 1;
-                sizes = args[i]
-                    .split(',')
-                    .map(|s| s.parse().expect("--apps takes numbers"))
-                    .collect();
-            }
-            "--runs" => {
-                i += 1;
-                runs = args[i].parse().expect("--runs takes a number");
-            }
-            other => panic!(
-                "unknown argument {other}; usage: keelson-bench build [--apps N,N] [--runs R]"
-            ),
-        }
-        i += 1;
-    }
-    (sizes, runs)
+    keelson_bench::sizes_and_runs(
+        args,
+        vec![100, 1_000],
+        3,
+        "usage: keelson-bench build [--apps N,N] [--runs R]",
+    )
 }
 
 fn ms(d: Duration) -> String {

@@ -6,6 +6,34 @@ use std::fmt::Write as _;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+/// `[--apps N,N,…] [--runs R]`, the arguments every size-driven benchmark
+/// takes, over the given defaults. Any other argument panics with `usage`.
+pub fn sizes_and_runs(
+    args: &[String],
+    mut sizes: Vec<usize>,
+    mut runs: usize,
+    usage: &str,
+) -> (Vec<usize>, usize) {
+    let mut args = args.iter();
+    while let Some(arg) = args.next() {
+        let mut value = || {
+            args.next()
+                .unwrap_or_else(|| panic!("{arg} takes a value; {usage}"))
+        };
+        match arg.as_str() {
+            "--apps" => {
+                sizes = value()
+                    .split(',')
+                    .map(|s| s.parse().expect("--apps takes numbers"))
+                    .collect();
+            }
+            "--runs" => runs = value().parse().expect("--runs takes a number"),
+            other => panic!("unknown argument {other}; {usage}"),
+        }
+    }
+    (sizes, runs)
+}
+
 /// The median of `v` (which must not be empty).
 pub fn median(mut v: Vec<Duration>) -> Duration {
     v.sort();

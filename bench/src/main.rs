@@ -18,7 +18,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use keelson_bench::{Shape, generate, time};
+use keelson_bench::{Shape, generate, sizes_and_runs, time};
 
 mod build;
 mod diff;
@@ -63,29 +63,14 @@ fn main() {
     if args.first().map(String::as_str) == Some("diff") {
         return diff::run(&args[1..]);
     }
-    let mut sizes = vec![100usize, 1_000, 10_000];
-    let mut runs = 5usize;
-    let mut i = 0;
-    while i < args.len() {
-        match args[i].as_str() {
-            "check" => {}
-            "--apps" => {
-                i += 1;
-                sizes = args[i]
-                    .split(',')
-                    .map(|s| s.parse().expect("--apps takes numbers"))
-                    .collect();
-            }
-            "--runs" => {
-                i += 1;
-                runs = args[i].parse().expect("--runs takes a number");
-            }
-            other => panic!(
-                "unknown argument {other}; usage: keelson-bench [check] [--apps N,N] [--runs R]"
-            ),
-        }
-        i += 1;
-    }
+    // `check` is the default benchmark; its name may be given.
+    let args = args.strip_prefix(&["check".to_string()]).unwrap_or(&args);
+    let (sizes, runs) = sizes_and_runs(
+        args,
+        vec![100, 1_000, 10_000],
+        5,
+        "usage: keelson-bench [check] [--apps N,N] [--runs R]",
+    );
     let base = std::env::temp_dir().join(format!("keelson-bench-{}", std::process::id()));
     println!(
         "| apps × stages | estate | read files | kdl parse | keelson check | check, parses cached | check ÷ read | check ÷ parse | cached ÷ parse |"

@@ -16,6 +16,7 @@ pub fn trials() -> Vec<keelson_testkit::harness::Trial> {
         fmt_never_rewrites_a_file_with_syntax_errors,
         warnings_pass_unless_denied,
         github_format_writes_workflow_commands,
+        a_reader_that_goes_away_ends_the_command_quietly,
     ]
 }
 
@@ -185,4 +186,50 @@ fn github_format_writes_workflow_commands() {
             && l.contains("title=keelson::unknown-node")),
         "{err}"
     );
+}
+
+/// `keelson check 2>&1 | head -1`: the reader closes the pipe while keelson
+/// still has much to write. keelson must end with its own exit code (1: the
+/// estate has errors), not a panic (101), whether the closed stream is
+/// stderr (diagnostics) or stdout (`--format json`).
+fn a_reader_that_goes_away_ends_the_command_quietly() {
+    use std::io::Read;
+    use std::process::Stdio;
+    let dir = temp_dir("pipe");
+    // Thousands of diagnostics: far more than a pipe buffers, so keelson is
+    // still writing when the reader goes away.
+    let mut text = String::from("repo \"https://x.example/g.git\"\n");
+    for i in 0..3000 {
+        text.push_str(&format!("bogus{i} \"x\"\n"));
+    }
+    std::fs::write(dir.join("a.kdl"), text).unwrap();
+    for json in [false, true] {
+        let mut args = vec!["check", "."];
+        if json {
+            args.extend(["--format", "json"]);
+        }
+        let mut cmd = keelson(&args).cwd(&dir).into_command();
+        cmd.stdin(Stdio::null());
+        let mut child = if json {
+            cmd.stdout(Stdio::piped()).stderr(Stdio::null()).spawn()
+        } else {
+            cmd.stdout(Stdio::null()).stderr(Stdio::piped()).spawn()
+        }
+        .expect("keelson runs");
+        let mut first = [0u8; 16];
+        if json {
+            let mut out = child.stdout.take().unwrap();
+            out.read_exact(&mut first).unwrap();
+        } else {
+            let mut err = child.stderr.take().unwrap();
+            err.read_exact(&mut first).unwrap();
+        }
+        // The read end is closed here, as `head` closes it.
+        let status = child.wait().unwrap();
+        assert_eq!(
+            status.code(),
+            Some(1),
+            "json={json}: keelson must exit 1 (estate errors), not panic on the closed pipe"
+        );
+    }
 }

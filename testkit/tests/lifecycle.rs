@@ -50,8 +50,9 @@ fn registry_dies_with_its_process() {
         std::thread::sleep(Duration::from_millis(20));
     }
 
-    // Its temp dir is left behind, and the next start sweeps it away.
-    assert!(dir.is_dir());
+    // Its temp dir is left behind until a registry starts and sweeps it
+    // away. Other tests in this binary start registries at the same time,
+    // so one of them may sweep it first: after our own start it is gone.
     let _reg = Registry::start(Auth::None);
     assert!(!Path::new(&dir).exists(), "{} swept", dir.display());
 }
