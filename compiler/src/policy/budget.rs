@@ -190,19 +190,10 @@ mod tests {
     use super::*;
     use crate::policy::{Host, Limits};
 
-    /// A filter that runs `body`, then answers `{}`.
+    /// A filter that runs `body` (with a local `$i` to count in), then
+    /// answers `{}`.
     fn filter(body: &str) -> String {
-        format!(
-            r#"(module
-              (memory (export "memory") 1)
-              (data (i32.const 1024) "{{}}")
-              (func (export "keelson_abi_version") (result i32) (i32.const 1))
-              (func (export "keelson_alloc") (param i32) (result i32) (i32.const 2048))
-              (func (export "filter") (param i32 i32) (result i64)
-                (local $i i32)
-                {body}
-                (i64.or (i64.shl (i64.const 1024) (i64.const 32)) (i64.const 2))))"#
-        )
+        crate::policy::tests::filter_doing(&format!("(local $i i32) {body}"))
     }
 
     /// Policies 0 and 1 share the module `wat`; policy 2 has its own copy

@@ -833,7 +833,7 @@ mod tests {
     }
 
     /// A module whose `filter` runs `body` and answers `{}`.
-    fn filter_doing(body: &str) -> String {
+    pub(super) fn filter_doing(body: &str) -> String {
         format!(
             r#"(module
               (memory (export "memory") 1)
