@@ -257,7 +257,6 @@ pub fn build(gathered: Gathered) -> Compiled {
         },
         &mut diags,
     );
-    drop(held);
     laps.lap("emit");
     let file_entries = write::file_entries(&tree, &shared_files(&estate), owned.as_ref());
     verify(&tree, &estate, owned.as_ref(), &file_entries, &mut diags);

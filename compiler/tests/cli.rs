@@ -17,6 +17,7 @@ pub fn trials() -> Vec<keelson_testkit::harness::Trial> {
         warnings_pass_unless_denied,
         github_format_writes_workflow_commands,
         a_reader_that_goes_away_ends_the_command_quietly,
+        data_that_cannot_be_written_is_exit_2,
     ]
 }
 
@@ -232,4 +233,23 @@ fn a_reader_that_goes_away_ends_the_command_quietly() {
             "json={json}: keelson must exit 1 (estate errors), not panic on the closed pipe"
         );
     }
+}
+
+/// stdout on a full disk (`/dev/full`): the data was not delivered, so the
+/// command must not claim success.
+fn data_that_cannot_be_written_is_exit_2() {
+    let full = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .expect("/dev/full exists on Linux");
+    let estate = crate::support::repo_root().join("examples/quickstart");
+    let mut cmd = keelson(["graph".as_ref(), estate.as_os_str()]).into_command();
+    let out = cmd
+        .stdin(std::process::Stdio::null())
+        .stdout(full)
+        .output()
+        .expect("keelson runs");
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("cannot write to stdout"), "{err}");
 }
