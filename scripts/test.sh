@@ -56,6 +56,10 @@ command -v docker-registry >/dev/null || {
 # ones too, `cargo test` checks below (tests/policies.rs, compiler/src/policy/stdlib.rs).
 step "policies" scripts/build-policies.sh --ci
 
+# The third-party Argo CD linters that tests/lint.rs runs on every generated
+# tree, as a user's CI would: argocd-source-lint and argocheck, from PyPI.
+step "lint tools" scripts/lint-tools.sh
+
 # Build every test binary first: a compiler warning fails the run, so an
 # item nothing uses or a private type in a public signature (see
 # ARCHITECTURE.md, Visibility) cannot creep in. Cargo replays the warnings of

@@ -19,6 +19,7 @@ mod book;
 mod caches;
 mod diffs;
 mod estates;
+mod lint;
 mod policies;
 mod properties;
 mod schemas_selftest;
@@ -32,6 +33,7 @@ fn main() {
         caches::trials(),
         properties::trials(),
         trees::trials(),
+        lint::trials(),
         diffs::trials(),
         estates::trials(),
         schemas_selftest::trials(),
