@@ -99,7 +99,8 @@ pub(crate) struct Declared {
     pub name: String,
     /// `metadata.namespace` (or the app's kustomization's `namespace`).
     pub namespace: Option<String>,
-    /// Where it is written, for messages: a file, or a template's file.
+    /// Where it is written, for messages, quoted: `` `dir/file.yaml` ``, or
+    /// `` template `web-service` (`service.yaml`) ``.
     pub source: String,
 }
 
@@ -114,10 +115,11 @@ pub(crate) struct Placed {
 }
 
 impl Placed {
-    /// `CronJob `nexus/nexus-backup``; the group for kinds outside the
-    /// core and `*.k8s.io`-less built-in groups, which readers may not know.
+    /// ``CronJob `nexus/nexus-backup` ``; with the group when it is not
+    /// Kubernetes' own (`Certificate.cert-manager.io`), so a CRD's kind is
+    /// not mistaken for another.
     fn describe(&self) -> String {
-        let kind = if self.group.contains('.') {
+        let kind = if self.group.contains('.') && !self.group.ends_with(".k8s.io") {
             format!("{}.{}", self.kind, self.group)
         } else {
             self.kind.clone()
@@ -169,9 +171,9 @@ pub(crate) fn directory(dir: &str, files: &[Manifest<'_>]) -> Vec<Declared> {
     let shown = |rel: &str| {
         let d = dir.trim_start_matches("./").trim_end_matches('/');
         if d.is_empty() || d == "." {
-            rel.to_string()
+            format!("`{rel}`")
         } else {
-            format!("{d}/{rel}")
+            format!("`{d}/{rel}`")
         }
     };
     fn text<'a>(f: &Manifest<'a>) -> Option<&'a str> {
@@ -267,7 +269,7 @@ fn template(app: &App, d: &Deployment) -> Vec<Declared> {
     for (file, doc) in templates::render(app, name, &merged, &mut ignored) {
         push_object(
             &doc,
-            &format!("template `{}` ({file})", name.value),
+            &format!("template `{}` (`{file}`)", name.value),
             &mut out,
         );
     }
@@ -441,22 +443,23 @@ fn denies_kinds(estate: &Estate, app: &App) -> bool {
         if !estate.project(p.value).namespace_resource_blacklist.is_empty())
 }
 
-/// An object twice in one app's manifests, reported once per app.
+/// An object twice in one app's manifests, reported once per app (at its
+/// first deployment, whatever namespace each places it in).
 fn repeated(estate: &Estate, applied: &[Applied<'_>], diags: &mut Diagnostics) {
-    let mut reported: HashSet<(AppId, Placed)> = HashSet::new();
+    let mut reported: HashSet<(AppId, String, String, String)> = HashSet::new();
     for a in applied {
         let mut first: HashMap<&Placed, &str> = HashMap::new();
         for (o, source) in &a.objects {
             let Some(before) = first.insert(o, source) else {
                 continue;
             };
-            if !reported.insert((a.app_id, o.clone())) {
+            if !reported.insert((a.app_id, o.group.clone(), o.kind.clone(), o.name.clone())) {
                 continue;
             }
             let place = if before == source {
-                format!("twice in `{source}`")
+                format!("twice in {source}")
             } else {
-                format!("in `{before}` and again in `{source}`")
+                format!("in {before} and again in {source}")
             };
             diags.push(
                 Diagnostic::error(
@@ -509,12 +512,14 @@ fn shared(estate: &Estate, applied: &[Applied<'_>], diags: &mut Diagnostics) {
     for ((first, second), objects) in pairs {
         let (a, b) = (&applied[first], &applied[second]);
         let (o, first_source, second_source) = objects[0];
+        let cluster = &estate.cluster(b.d.cluster.value).name.value;
         let what = match objects.len() {
-            1 if first_source == second_source => {
-                format!("{} (from `{first_source}`)", o.describe())
-            }
+            1 if first_source == second_source => format!(
+                "{} (from {first_source}) to cluster `{cluster}`",
+                o.describe()
+            ),
             1 => format!(
-                "{} (from `{first_source}` and from `{second_source}`)",
+                "{} (from {second_source} and from {first_source}) to cluster `{cluster}`",
                 o.describe()
             ),
             n => {
@@ -526,10 +531,10 @@ fn shared(estate: &Estate, applied: &[Applied<'_>], diags: &mut Diagnostics) {
                 if n > 3 {
                     names.push(format!("{} more", n - 3));
                 }
-                format!("{n} objects: {}", names.join(", "))
+                format!("{n} objects to cluster `{cluster}`: {}", names.join(", "))
             }
         };
-        let cluster = &estate.cluster(b.d.cluster.value).name.value;
+        let them = if objects.len() == 1 { "it" } else { "them" };
         let help = if a.app_id == b.app_id {
             "Argo CD lets one Application own an object: the two would undo each other's changes (self-heal, prune), and deleting either would delete it. Deploy the stages to different namespaces or clusters, or the app to one stage"
         } else {
@@ -540,12 +545,15 @@ fn shared(estate: &Estate, applied: &[Applied<'_>], diags: &mut Diagnostics) {
                 Code::SharedResource,
                 b.loc_for(o),
                 format!(
-                    "{} and {} would both apply {what} to cluster `{cluster}`",
+                    "{} and {} would both apply {what}",
                     b.who(estate),
                     a.who(estate)
                 ),
             )
-            .with_secondary(a.loc_for(o), format!("{} applies it too", a.who(estate)))
+            .with_secondary(
+                a.loc_for(o),
+                format!("{} applies {them} too", a.who(estate)),
+            )
             .with_help(help),
         );
     }
@@ -660,7 +668,7 @@ fn permitted(estate: &Estate, applied: &[Applied<'_>], diags: &mut Diagnostics) 
                     Code::ResourceNotPermitted,
                     p.loc,
                     format!(
-                        "app `{}` applies {} (from `{source}`), {why}: Argo CD would refuse to sync it",
+                        "app `{}` applies {} (from {source}), {why}: Argo CD would refuse to sync it",
                         a.app.name.value,
                         o.describe()
                     ),
@@ -738,7 +746,7 @@ mod tests {
         assert_eq!(got.len(), 1);
         assert_eq!(got[0].name, "a");
         assert_eq!(got[0].namespace.as_deref(), Some("team"));
-        assert_eq!(got[0].source, "m/a.yaml");
+        assert_eq!(got[0].source, "`m/a.yaml`");
         // A kustomization that renames objects is not modelled.
         let renamed = [
             Manifest {
