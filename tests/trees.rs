@@ -164,7 +164,9 @@ fn validate_tree(estate_dir: &Path, out: &Path) -> Result<Vec<String>, Failed> {
 }
 
 /// Builds each Application's path with kubectl and checks its pinned images.
-fn build_overlays(out: &Path, paths: &[String]) -> Result<(), Failed> {
+/// Returns what each path renders to.
+fn build_overlays(out: &Path, paths: &[String]) -> Result<BTreeMap<String, String>, Failed> {
+    let mut all = BTreeMap::new();
     for p in paths {
         let dir = out.join(p);
         let rendered = kubectl_kustomize(&dir);
@@ -195,8 +197,184 @@ fn build_overlays(out: &Path, paths: &[String]) -> Result<(), Failed> {
                 return Err(format!("`kubectl kustomize {p}` does not run the pinned image `{expected}`:\n{rendered}").into());
             }
         }
+        all.insert(p.clone(), rendered);
     }
-    Ok(())
+    Ok(all)
+}
+
+/// Every YAML document of the tree that is of `kind`.
+fn documents_of(out: &Path, kind: &str) -> Vec<serde_yaml::Value> {
+    use serde::Deserialize;
+    let mut docs = Vec::new();
+    for (rel, bytes) in read_tree(out) {
+        if !rel.ends_with(".yaml") {
+            continue;
+        }
+        let text = String::from_utf8_lossy(&bytes);
+        for doc in serde_yaml::Deserializer::from_str(&text) {
+            if let Ok(v) = serde_yaml::Value::deserialize(doc) {
+                if v.get("kind").and_then(|k| k.as_str()) == Some(kind) {
+                    docs.push(v);
+                }
+            }
+        }
+    }
+    docs
+}
+
+fn at<'v>(v: &'v serde_yaml::Value, path: &[&str]) -> Option<&'v str> {
+    path.iter().try_fold(v, |v, k| v.get(*k))?.as_str()
+}
+
+/// What Argo CD would do with the tree: no object (destination, namespace,
+/// group, kind, name) is rendered by two Applications, which Argo CD reports
+/// as a SharedResourceWarning while the two fight over it. The objects come
+/// from the real `kubectl kustomize` of each Application's path, placed as
+/// Argo CD places them.
+fn one_owner_per_object(out: &Path, rendered: &BTreeMap<String, String>) -> Result<(), Failed> {
+    use serde::Deserialize;
+    const CLUSTER_SCOPED: &[&str] = &[
+        "Namespace",
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "CustomResourceDefinition",
+        "StorageClass",
+        "PriorityClass",
+        "IngressClass",
+        "PersistentVolume",
+        "ValidatingWebhookConfiguration",
+        "MutatingWebhookConfiguration",
+    ];
+    let mut owners: BTreeMap<String, String> = BTreeMap::new();
+    let mut problems = Vec::new();
+    for app in documents_of(out, "Application") {
+        let (Some(name), Some(path), Some(server), Some(namespace)) = (
+            at(&app, &["metadata", "name"]),
+            at(&app, &["spec", "source", "path"]),
+            at(&app, &["spec", "destination", "server"]),
+            at(&app, &["spec", "destination", "namespace"]),
+        ) else {
+            continue;
+        };
+        let Some(text) = rendered.get(path) else {
+            continue;
+        };
+        for doc in serde_yaml::Deserializer::from_str(text) {
+            let o = serde_yaml::Value::deserialize(doc).unwrap();
+            let kind = at(&o, &["kind"]).unwrap_or_default();
+            let group = at(&o, &["apiVersion"])
+                .and_then(|a| a.rsplit_once('/'))
+                .map_or("", |(g, _)| g);
+            let ns = if CLUSTER_SCOPED.contains(&kind) {
+                ""
+            } else {
+                at(&o, &["metadata", "namespace"]).unwrap_or(namespace)
+            };
+            let object_name = at(&o, &["metadata", "name"]).unwrap_or_default();
+            let key = format!("{server} {ns} {group}/{kind} {object_name}");
+            if let Some(first) = owners.insert(key.clone(), name.to_string()) {
+                problems.push(format!(
+                    "{key}: applied by Applications `{first}` and `{name}`"
+                ));
+            }
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("objects with two owners:\n{}", problems.join("\n")).into())
+    }
+}
+
+/// Every git write-back of every ImageUpdater lands on a kustomization in
+/// the tree that pins each of the ref's images: the target resolved as Image
+/// Updater resolves it (`/DIR` from the repository root, anything else
+/// joined onto the Application's path).
+fn write_back_targets_land(out: &Path) -> Result<(), Failed> {
+    let apps: BTreeMap<String, String> = documents_of(out, "Application")
+        .iter()
+        .filter_map(|a| {
+            Some((
+                at(a, &["metadata", "name"])?.to_string(),
+                at(a, &["spec", "source", "path"])?.to_string(),
+            ))
+        })
+        .collect();
+    let mut problems = Vec::new();
+    for iu in documents_of(out, "ImageUpdater") {
+        let refs = iu
+            .get("spec")
+            .and_then(|s| s.get("applicationRefs"))
+            .and_then(|r| r.as_sequence())
+            .cloned()
+            .unwrap_or_default();
+        for r in refs {
+            let method = at(&r, &["writeBackConfig", "method"]).unwrap_or("argocd");
+            if !method.starts_with("git") {
+                continue;
+            }
+            let name = at(&r, &["namePattern"]).unwrap_or_default();
+            let Some(path) = apps.get(name) else {
+                problems.push(format!("ref `{name}` names no Application with a path"));
+                continue;
+            };
+            let target =
+                at(&r, &["writeBackConfig", "gitConfig", "writeBackTarget"]).unwrap_or("(none)");
+            let dir = match target.strip_prefix("kustomization") {
+                Some("") => path.clone(),
+                Some(rest) => match rest.strip_prefix(':') {
+                    Some(abs) if abs.starts_with('/') => abs[1..].to_string(),
+                    Some(rel) => format!("{path}/{rel}"),
+                    None => {
+                        problems.push(format!("ref `{name}`: target `{target}`"));
+                        continue;
+                    }
+                },
+                None => {
+                    problems.push(format!(
+                        "ref `{name}`: target `{target}` is not a kustomization"
+                    ));
+                    continue;
+                }
+            };
+            let file = out.join(&dir).join("kustomization.yaml");
+            let k: serde_yaml::Value = match std::fs::read_to_string(&file) {
+                Ok(t) => serde_yaml::from_str(&t).map_err(|e| format!("{dir}: {e}"))?,
+                Err(_) => {
+                    problems.push(format!(
+                        "ref `{name}`: `{target}` has no kustomization.yaml in the tree (`{dir}`)"
+                    ));
+                    continue;
+                }
+            };
+            let pinned: Vec<&str> = k
+                .get("images")
+                .and_then(|i| i.as_sequence())
+                .into_iter()
+                .flatten()
+                .filter_map(|i| at(i, &["name"]))
+                .collect();
+            for image in r
+                .get("images")
+                .and_then(|i| i.as_sequence())
+                .into_iter()
+                .flatten()
+            {
+                let wanted =
+                    at(image, &["manifestTargets", "kustomize", "name"]).unwrap_or_default();
+                if !pinned.contains(&wanted) {
+                    problems.push(format!(
+                        "ref `{name}`: `{dir}/kustomization.yaml` pins no image `{wanted}`"
+                    ));
+                }
+            }
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("write-back targets that miss:\n{}", problems.join("\n")).into())
+    }
 }
 
 /// The `now` of every golden compile, unless a case has a `now` file.
@@ -284,7 +462,9 @@ fn run_case(
     }
     compare_trees(golden.unwrap(), &out)?;
     let paths = validate_tree(estate, &out)?;
-    build_overlays(&out, &paths)?;
+    let rendered = build_overlays(&out, &paths)?;
+    one_owner_per_object(&out, &rendered)?;
+    write_back_targets_land(&out)?;
     Ok(())
 }
 

@@ -9,7 +9,8 @@ use crate::error::Error;
 use crate::graph::{self, EstateGraph};
 use crate::load::{self, Loaded};
 use crate::lower;
-use crate::model::{Estate, Manifests, PolicySource};
+use crate::model::{AppId, Estate, Manifests, PolicySource};
+use crate::objects::{self, Declared};
 
 /// A checked estate: the model (when lowering got that far), its graph, and
 /// every diagnostic, sorted.
@@ -63,6 +64,14 @@ pub fn check_loaded(loaded: Loaded, mut diags: Diagnostics, probe_files: bool) -
         if let Some(e) = &estate {
             check_paths(e, &mut diags);
         }
+    }
+    if let Some(e) = &estate {
+        let dirs = if probe_files {
+            declared_objects(e)
+        } else {
+            Default::default()
+        };
+        objects::check(e, &dirs, &mut diags);
     }
     Checked {
         loaded,
@@ -209,6 +218,40 @@ fn check_manifest_dir(estate: &Estate, dir: &Path, loc: Loc, diags: &mut Diagnos
             .with_help("put the app's Kubernetes manifests in it as `.yaml` or `.yml` files"),
         );
     }
+}
+
+/// The objects each directory app's manifests declare, for the ownership
+/// checks. A directory that is missing or leads out of the estate was
+/// reported by `check_paths` and is left out; so is a file that cannot be
+/// read (`gather` reports it when it reads the files to copy them).
+fn declared_objects(estate: &Estate) -> std::collections::BTreeMap<AppId, Vec<Declared>> {
+    let mut out = std::collections::BTreeMap::new();
+    for (ai, app) in estate.apps.iter().enumerate() {
+        let Manifests::Directory(dir) = &app.manifests else {
+            continue;
+        };
+        if dir.value.as_os_str().is_empty() {
+            continue;
+        }
+        let Resolved::Inside(real) = resolve_inside(&estate.root, &dir.value) else {
+            continue;
+        };
+        let listing = list_inside(&estate.root, &real);
+        let read: Vec<(String, Vec<u8>)> = listing
+            .files
+            .into_iter()
+            .filter_map(|(rel, path)| std::fs::read(path).ok().map(|b| (rel, b)))
+            .collect();
+        let files: Vec<objects::Manifest<'_>> = read
+            .iter()
+            .map(|(rel, bytes)| objects::Manifest { rel, bytes })
+            .collect();
+        out.insert(
+            AppId(ai as u32),
+            objects::directory(&dir.value.to_string_lossy(), &files),
+        );
+    }
+    out
 }
 
 /// Where a path the estate names leads once symlinks are followed.

@@ -179,6 +179,10 @@ codes! {
     InvalidPath => "invalid-path", "a path that escapes the estate or does not exist";
     InvalidLayout => "invalid-layout", "a layout path template with an unknown or missing placeholder";
     PathCollision => "path-collision", "two generated files or Applications would get the same path or name";
+    SharedResource => "shared-resource", "two Applications would apply the same Kubernetes object";
+    RepeatedResource => "repeated-resource", "one Application's manifests define the same Kubernetes object twice";
+    ResourceNotPermitted => "resource-not-permitted", "an app's manifests hold an object its AppProject does not permit";
+    WriteBackTarget => "write-back-target", "a write-back target that is not the file keelson writes the deployment's images to";
     Cycle => "cycle", "a cycle in `depends-on` or in stage promotion";
     ManagementCluster => "management-cluster", "a site without exactly one management cluster";
     NothingToPromote => "nothing-to-promote", "a stage promotes from a stage where the app is not deployed";

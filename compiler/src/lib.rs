@@ -19,6 +19,7 @@ pub mod model;
 mod rules;
 pub mod semver;
 pub mod strategy;
+mod templates;
 pub mod timing;
 pub mod tree;
 
@@ -30,6 +31,7 @@ pub mod gather;
 pub mod graph;
 pub mod load;
 mod lower;
+mod objects;
 pub mod policy;
 pub mod select;
 pub mod write;

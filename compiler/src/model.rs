@@ -363,6 +363,72 @@ impl WriteBack {
     }
 }
 
+/// Which file Image Updater's git write-back edits (`writeBackTarget`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TargetKind {
+    /// `kustomization[:DIR]`: the `images:` of the kustomization in a directory.
+    Kustomization,
+    /// `helmvalues[:FILE]`: image keys in a Helm values file.
+    HelmValues,
+}
+
+impl TargetKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            TargetKind::Kustomization => "kustomization",
+            TargetKind::HelmValues => "helmvalues",
+        }
+    }
+}
+
+/// A `writeBackTarget`, as written: `kustomization`, `kustomization:PATH`,
+/// `helmvalues` or `helmvalues:PATH`. A `PATH` starting with `/` is from the
+/// repository root; any other is joined onto the Application's source path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WriteBackTarget {
+    pub kind: TargetKind,
+    pub path: Option<String>,
+}
+
+impl WriteBackTarget {
+    /// The repository path Image Updater edits for an Application whose
+    /// source path is `source` (relative to the repository root): the
+    /// directory of the kustomization, or the values file. As Image Updater
+    /// resolves it (`parseKustomizeBase`, `parseTarget`): `/PATH` is
+    /// repository-relative, anything else is joined onto `source`, and
+    /// `helmvalues` alone is `values.yaml` there. `None` when the path leaves
+    /// the repository. Normalised like a [`crate::tree::TreePath`]: no `.`,
+    /// no empty segments; the repository root is `""`.
+    pub(crate) fn resolve(&self, source: &str) -> Option<String> {
+        let joined = match (self.kind, self.path.as_deref()) {
+            (_, Some(p)) if p.starts_with('/') => p[1..].to_string(),
+            (TargetKind::Kustomization, None) => source.to_string(),
+            (TargetKind::HelmValues, None) => format!("{source}/values.yaml"),
+            (_, Some(p)) => format!("{source}/{p}"),
+        };
+        let mut parts: Vec<&str> = Vec::new();
+        for seg in joined.split('/') {
+            match seg {
+                "" | "." => {}
+                ".." => {
+                    parts.pop()?;
+                }
+                s => parts.push(s),
+            }
+        }
+        Some(parts.join("/"))
+    }
+}
+
+impl fmt::Display for WriteBackTarget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.path {
+            Some(p) => write!(f, "{}:{p}", self.kind.name()),
+            None => f.write_str(self.kind.name()),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum GitProvider {
     Github,
@@ -629,6 +695,9 @@ pub struct Deployment {
     pub values: Option<Spanned<String>>,
     /// Template parameters merged over the app's for this stage.
     pub params: serde_json::Map<String, serde_json::Value>,
+    /// Where Image Updater writes this stage's updates, when not the app's
+    /// (or the default, the overlay's kustomization).
+    pub write_back_target: Option<Spanned<WriteBackTarget>>,
     pub loc: Loc,
 }
 
@@ -655,5 +724,21 @@ pub struct App {
     /// to lower (so one mistake is not reported again as a missing stage).
     pub deploy_stages: Vec<StageId>,
     pub depends_on: Vec<Spanned<AppId>>,
+    /// Where Image Updater writes updates in the app's git-written stages,
+    /// unless a deployment says otherwise.
+    pub write_back_target: Option<Spanned<WriteBackTarget>>,
     pub loc: Loc,
+}
+
+impl App {
+    /// The write-back target a deployment of the app states: its own, else
+    /// the app's. `None`: Image Updater's `kustomization` (the overlay).
+    pub(crate) fn write_back_target<'a>(
+        &'a self,
+        d: &'a Deployment,
+    ) -> Option<&'a Spanned<WriteBackTarget>> {
+        d.write_back_target
+            .as_ref()
+            .or(self.write_back_target.as_ref())
+    }
 }

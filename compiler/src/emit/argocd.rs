@@ -10,6 +10,7 @@ use crate::diagnostic::{Code, Diagnostic};
 use crate::model::{
     Estate, ImageTarget, Manifests, ProjectRef, Server, SiteId, SyncPolicy, TemplateVars, WriteBack,
 };
+use crate::objects;
 
 pub(crate) const FINALIZER: &str = "resources-finalizer.argocd.argoproj.io";
 pub(crate) const SYNC_WAVE: &str = "argocd.argoproj.io/sync-wave";
@@ -65,7 +66,7 @@ pub(super) fn emit(input: &Inputs<'_>, deps: &[Dep<'_>], out: &mut Emitter<'_>) 
             site.loc,
         );
         let dir = keelson_dir(estate, &site.name.value);
-        for (name, doc) in projects(estate, &here) {
+        for (name, doc) in projects(input, &here) {
             out.put_yaml(
                 &format!("{dir}/project-{name}.yaml"),
                 &doc,
@@ -378,8 +379,14 @@ fn root(estate: &Estate, site_id: SiteId, deps: &[&Dep<'_>]) -> Value {
 }
 
 /// The AppProjects the site's Applications use, by name. A project allows
-/// exactly the destinations and source repositories its apps use.
-fn projects(estate: &Estate, deps: &[&Dep<'_>]) -> Vec<(String, Value)> {
+/// exactly the destinations and source repositories its apps use: each
+/// deployment's namespace, and every other namespace its objects name
+/// (Argo CD checks each namespaced object's namespace against the
+/// destinations). A derived project also allows the cluster-scoped kinds its
+/// app applies; a declared one allows what it declares (`check` refuses an
+/// app whose objects it does not permit).
+fn projects(input: &Inputs<'_>, deps: &[&Dep<'_>]) -> Vec<(String, Value)> {
+    let estate = input.estate;
     struct Acc {
         description: String,
         repos: BTreeSet<String>,
@@ -438,6 +445,19 @@ fn projects(estate: &Estate, deps: &[&Dep<'_>]) -> Vec<(String, Value)> {
             dep.cluster.server.url().to_string(),
             dep.d.namespace.value.clone(),
         ));
+        for o in declared_objects(input, dep) {
+            match o.namespace {
+                Some(ns) => {
+                    entry
+                        .destinations
+                        .insert((dep.cluster.server.url().to_string(), ns));
+                }
+                None if declared.is_none() => {
+                    entry.cluster_whitelist.insert((o.group, o.kind));
+                }
+                None => {}
+            }
+        }
         // Argo CD creates the namespace as a resource of the sync, so the
         // project must permit Namespaces for `CreateNamespace=true`.
         if dep
@@ -489,6 +509,26 @@ fn projects(estate: &Estate, deps: &[&Dep<'_>]) -> Vec<(String, Value)> {
             (name, doc)
         })
         .collect()
+}
+
+/// The objects a directory app applies in one deployment, placed as Argo CD
+/// places them. Template apps' objects all land in the deployment's
+/// namespace, and a chart is not rendered, so neither adds anything here.
+fn declared_objects(input: &Inputs<'_>, dep: &Dep<'_>) -> Vec<objects::Placed> {
+    let (Manifests::Directory(dir), Some(files)) =
+        (&dep.app.manifests, input.files.dirs.get(&dep.app_id))
+    else {
+        return Vec::new();
+    };
+    let files: Vec<objects::Manifest<'_>> = files
+        .iter()
+        .map(|f| objects::Manifest {
+            rel: &f.rel,
+            bytes: &f.bytes,
+        })
+        .collect();
+    let declared = objects::directory(&dir.value.to_string_lossy(), &files);
+    objects::placed(input.estate, dep.d, &declared)
 }
 
 /// Image Updater itself: its Helm chart, with `registries.conf` rendered

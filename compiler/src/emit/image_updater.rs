@@ -187,10 +187,13 @@ fn write_back(estate: &Estate, dep: &Dep<'_>) -> Value {
         None => "git".into(),
     };
     let branch = branch.clone().unwrap_or_else(|| estate.repo.branch.clone());
-    let mut git = vec![
-        ("branch", s(branch)),
-        ("writeBackTarget", s("kustomization")),
-    ];
+    // As the estate wrote it (checked to be the overlay); else the
+    // kustomization in the Application's path, which is the overlay.
+    let target = dep
+        .app
+        .write_back_target(dep.d)
+        .map_or_else(|| "kustomization".to_string(), |t| t.value.to_string());
+    let mut git = vec![("branch", s(branch)), ("writeBackTarget", s(target))];
     if let Some(provider) = provider {
         let key = match provider {
             GitProvider::Github => "github",

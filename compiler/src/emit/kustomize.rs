@@ -11,9 +11,10 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_yaml::Value;
 
-use super::{Dep, Emitter, Inputs, KUSTOMIZATION_NAMES, map, s, seq, templates};
+use super::{Dep, Emitter, Inputs, KUSTOMIZATION_NAMES, map, s, seq};
 use crate::diagnostic::{Code, Diagnostic};
 use crate::model::{AppId, Manifests};
+use crate::templates;
 use crate::tree::relative;
 
 pub(super) fn emit(input: &Inputs<'_>, deps: &[Dep<'_>], out: &mut Emitter<'_>) {

@@ -15,7 +15,6 @@ mod argocd;
 mod image_updater;
 mod kustomize;
 mod readme;
-mod templates;
 pub mod yaml;
 
 use std::collections::BTreeMap;

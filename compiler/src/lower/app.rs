@@ -11,6 +11,7 @@ use super::deploy::lower_deployment;
 use super::image::lower_image;
 use super::manifests::lower_manifests;
 use super::read::{Cx, Shape};
+use super::shared::write_back_target;
 use super::sync::lower_sync;
 use super::{Decl, Lowerer, RESERVED_APP_NAMES};
 use crate::diagnostic::{Code, Label};
@@ -33,6 +34,7 @@ const APP: Kind = Kind {
             "deploy",
             "depends-on",
             "sync",
+            "write-back-target",
         ]),
     },
 };
@@ -84,6 +86,7 @@ fn lower_app(
     let is_chart = matches!(manifests, Some(Manifests::Chart { .. }));
     let images = lower_images(cx, node, &name, estate, names, is_chart);
     let depends_on = depends_on(cx, node, app_names);
+    let write_back_target = write_back_target(cx, node);
     let app_sync = match cx.single_child(node, "sync") {
         Some(s) => lower_sync(cx, s, &SyncPolicy::default()),
         None => SyncPolicy::default(),
@@ -130,6 +133,7 @@ fn lower_app(
         deployments,
         deploy_stages,
         depends_on,
+        write_back_target,
         loc,
     }
 }

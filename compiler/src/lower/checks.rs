@@ -11,7 +11,7 @@ use super::{Lowerer, RESERVED_APP_NAMES};
 use crate::diagnostic::{Code, Diagnostic, Diagnostics, FileId, Loc};
 use crate::model::{
     App, Deployment, Estate, Layout, Manifests, PathTemplate, ProjectRef, SiteId, StageSource,
-    TemplateVars,
+    TargetKind, TemplateVars, WriteBack,
 };
 use crate::rules;
 
@@ -114,6 +114,164 @@ impl Lowerer<'_> {
             check.app(app);
         }
         check.nothing_else_in(&apps_dirs);
+    }
+
+    /// A `write-back-target` must name what keelson writes for that
+    /// deployment: the kustomization of its overlay, which carries its
+    /// `images:`. keelson writes no Helm values file (a chart app's values
+    /// are inline in its Application), so a `helmvalues` target never does.
+    /// Only git-written stages take one: `argocd` patches the live
+    /// Application and `pinned` has no Image Updater at all.
+    pub(super) fn check_write_back_targets(&mut self, estate: &Estate) {
+        let layout = &estate.repo.layout;
+        // Every overlay, to say whose a wrong target names.
+        let mut overlays: HashMap<String, String> = HashMap::new();
+        for app in &estate.apps {
+            for d in &app.deployments {
+                let vars = estate.deployment_vars(app, d);
+                overlays
+                    .entry(layout.overlay.render(&vars))
+                    .or_insert_with(|| {
+                        format!(
+                            "the overlay of app `{}` in stage `{}`",
+                            app.name.value, vars.stage
+                        )
+                    });
+            }
+            let base = layout.base.render(&TemplateVars {
+                app: &app.name.value,
+                ..Default::default()
+            });
+            overlays.entry(base).or_insert_with(|| {
+                format!(
+                    "the base of app `{}`, whose kustomization pins no image",
+                    app.name.value
+                )
+            });
+        }
+        for app in &estate.apps {
+            if let Some(t) = &app.write_back_target {
+                let commits = app
+                    .deployments
+                    .iter()
+                    .any(|d| estate.stage(d.stage.value).write_back.value.commits());
+                if !commits && !app.deployments.is_empty() {
+                    self.diags.push(
+                        Diagnostic::error(
+                            Code::Conflict,
+                            t.loc,
+                            format!(
+                                "app `{}` has a write-back target, but none of its stages writes back to git",
+                                app.name.value
+                            ),
+                        )
+                        .with_help("a target says which file Image Updater commits to; it applies to stages with `write-back \"git\"` or `\"pull-request\"`. Remove it, or deploy the app to such a stage"),
+                    );
+                }
+            }
+            for d in &app.deployments {
+                self.check_write_back_target(estate, app, d, &overlays);
+            }
+        }
+    }
+
+    fn check_write_back_target(
+        &mut self,
+        estate: &Estate,
+        app: &App,
+        d: &Deployment,
+        overlays: &HashMap<String, String>,
+    ) {
+        let Some(target) = app.write_back_target(d) else {
+            return;
+        };
+        let stage = estate.stage(d.stage.value);
+        let vars = estate.deployment_vars(app, d);
+        let who = format!("app `{}` in stage `{}`", app.name.value, stage.name.value);
+        let own = d.write_back_target.is_some();
+        let wb = &stage.write_back;
+        if !wb.value.commits() {
+            // An app-wide target applies to its git-written stages only.
+            if own {
+                let why = match wb.value {
+                    WriteBack::Argocd => {
+                        "Image Updater patches the live Application and commits nothing"
+                    }
+                    _ => "keelson pins the stage itself and no Image Updater updates it",
+                };
+                self.diags.push(
+                    Diagnostic::error(
+                        Code::Conflict,
+                        target.loc,
+                        format!(
+                            "{who} has a write-back target, but stage `{}` uses `{}` write-back: {why}",
+                            stage.name.value,
+                            wb.value.name()
+                        ),
+                    )
+                    .with_secondary(wb.loc, "write-back set here")
+                    .with_help("remove `write-back-target`, or give the stage `write-back \"git\"` or `\"pull-request\"`"),
+                );
+            }
+            return;
+        }
+        // A chart app in a git-written stage is refused on its own
+        // (`check_chart_write_back`).
+        if matches!(app.manifests, Manifests::Chart { .. }) {
+            return;
+        }
+        let overlay = estate.repo.layout.overlay.render(&vars);
+        let kustomization = format!("`{overlay}/kustomization.yaml`");
+        let Some(resolved) = target.value.resolve(&overlay) else {
+            self.diags.push(
+                Diagnostic::error(
+                    Code::WriteBackTarget,
+                    target.loc,
+                    format!(
+                        "the write-back target `{}` of {who} leads out of the repository (relative paths start at the Application's path, `{overlay}`)",
+                        target.value
+                    ),
+                )
+                .with_secondary(d.loc, "this deployment")
+                .with_help(format!("keelson writes this deployment's images to {kustomization}: write `kustomization`, or `kustomization:/{overlay}`")),
+            );
+            return;
+        };
+        let (problem, help) = match target.value.kind {
+            TargetKind::Kustomization if resolved == overlay => return,
+            TargetKind::Kustomization => {
+                let whose = match overlays.get(&resolved) {
+                    Some(other) => format!(", {other}"),
+                    None => ", where keelson writes no kustomization".into(),
+                };
+                (
+                    format!(
+                        "the write-back target `{}` of {who} is the kustomization in `{resolved}`{whose}; keelson writes this deployment's images to {kustomization}, its overlay",
+                        target.value
+                    ),
+                    format!(
+                        "write `kustomization` (the overlay, wherever the layout puts it) or `kustomization:/{overlay}`; to have the overlay at `{resolved}` instead, change the layout's `overlay`, or the stage, cluster or app name it is made of"
+                    ),
+                )
+            }
+            TargetKind::HelmValues => (
+                format!(
+                    "the write-back target `{}` of {who} is the Helm values file `{resolved}`, which keelson does not write: the app is built with kustomize, and its images are pinned in {kustomization}, its overlay",
+                    target.value
+                ),
+                format!(
+                    "write `kustomization` or `kustomization:/{overlay}`, or remove the target (the overlay is the default)"
+                ),
+            ),
+        };
+        let mut diag = Diagnostic::error(Code::WriteBackTarget, target.loc, problem)
+            .with_secondary(d.loc, "this deployment");
+        if let (TargetKind::Kustomization, Some(l)) =
+            (target.value.kind, estate.repo.layout.overlay.loc)
+        {
+            diag = diag.with_secondary(l, "the layout's `overlay`");
+        }
+        self.diags.push(diag.with_help(help));
     }
 
     // ---- secrets ----------------------------------------------------------------

@@ -6,7 +6,7 @@ use kdl::KdlNode;
 use super::declare::{AllNames, Names, resolve};
 use super::manifests::lower_values;
 use super::read::{Cx, Shape, code_list, suggest};
-use super::shared::{check_dns_label, params_block};
+use super::shared::{check_dns_label, params_block, write_back_target};
 use super::sync::lower_sync;
 use crate::diagnostic::{Code, Label};
 use crate::model::{
@@ -31,7 +31,7 @@ pub(super) fn lower_deployment(
         &Shape {
             args: 1,
             props: &["cluster", "namespace", "replicas"],
-            children: Some(&["pin", "sync", "values", "params"]),
+            children: Some(&["pin", "sync", "values", "params", "write-back-target"]),
         },
     );
     let loc = cx.node_loc(node);
@@ -59,6 +59,7 @@ pub(super) fn lower_deployment(
     }
     let values = deploy_values(cx, node, manifests);
     let params = params_block(cx, node);
+    let write_back_target = write_back_target(cx, node);
     Some(Deployment {
         stage: stage?,
         cluster: cluster?,
@@ -68,6 +69,7 @@ pub(super) fn lower_deployment(
         pins,
         values,
         params,
+        write_back_target,
         loc,
     })
 }

@@ -280,6 +280,7 @@ impl Lowerer<'_> {
         self.check_chart_write_back(&estate);
         self.check_derived_projects(&estate);
         self.check_layout(&estate);
+        self.check_write_back_targets(&estate);
         estate
     }
 }

@@ -6,7 +6,7 @@ use kdl::KdlNode;
 
 use super::read::{Cx, Shape, params_to_json};
 use crate::diagnostic::Code;
-use crate::model::{SecretRef, Spanned};
+use crate::model::{SecretRef, Spanned, TargetKind, WriteBackTarget};
 use crate::rules;
 
 /// Reports `value` unless it is a DNS-1123 label; `what` names it ("a namespace").
@@ -96,5 +96,73 @@ pub(super) fn parse_secret_ref(s: &str) -> Option<SecretRef> {
     (ok(name) && namespace.as_deref().is_none_or(ok)).then(|| SecretRef {
         namespace,
         name: name.to_string(),
+    })
+}
+
+/// A `write-back-target "…"` child of an app or a deployment: where Image
+/// Updater's git write-back edits, in `writeBackTarget`'s own syntax.
+/// Whether it points at the file keelson writes is checked once the estate
+/// is whole (`checks.rs`).
+pub(super) fn write_back_target(
+    cx: &mut Cx<'_>,
+    node: &KdlNode,
+) -> Option<Spanned<WriteBackTarget>> {
+    let t = cx.single_child(node, "write-back-target")?;
+    cx.check_shape(
+        t,
+        "`write-back-target`",
+        &Shape {
+            args: 1,
+            props: &[],
+            children: Some(&[]),
+        },
+    );
+    let raw = cx.req_arg_str(
+        t,
+        0,
+        "a write-back target",
+        "\"kustomization:/clusters/prod/api\"",
+    )?;
+    match parse_write_back_target(&raw.value) {
+        Ok(target) => Some(Spanned::new(target, raw.loc)),
+        Err(why) => {
+            cx.error(
+                Code::InvalidValue,
+                raw.loc,
+                format!("`{}` is not a write-back target: {why}", raw.value),
+            )
+            .help = Some("write `kustomization` (the kustomization in the Application's path), `kustomization:DIR` or `helmvalues:FILE`; a path starting with `/` is from the repository root, any other is relative to the Application's path".into());
+            None
+        }
+    }
+}
+
+/// Reads `kustomization[:PATH]` or `helmvalues[:PATH]`.
+fn parse_write_back_target(raw: &str) -> Result<WriteBackTarget, String> {
+    let (kind, path) = match raw.split_once(':') {
+        Some((k, p)) => (k, Some(p)),
+        None => (raw, None),
+    };
+    let kind = match kind {
+        "kustomization" => TargetKind::Kustomization,
+        "helmvalues" => TargetKind::HelmValues,
+        _ if path.is_none() => {
+            return Err(
+                "Image Updater would read it as a file to write parameter overrides to, which keelson does not generate".into(),
+            );
+        }
+        other => return Err(format!("`{other}` is not `kustomization` or `helmvalues`")),
+    };
+    if let Some(p) = path {
+        if p.contains('\\') {
+            return Err("it uses `\\`; write `/` between directories".into());
+        }
+        if p.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err("its path has whitespace or control characters".into());
+        }
+    }
+    Ok(WriteBackTarget {
+        kind,
+        path: path.map(str::to_string),
     })
 }

@@ -54,7 +54,7 @@ impl Kind {
 
 macro_rules! files {
     ($dir:literal: $($file:literal),*) => {
-        &[$(($file, include_str!(concat!("../../../stdlib/templates/", $dir, "/", $file)))),*]
+        &[$(($file, include_str!(concat!("../../stdlib/templates/", $dir, "/", $file)))),*]
     };
 }
 
@@ -100,7 +100,7 @@ static TERA: LazyLock<Result<tera::Tera, String>> = LazyLock::new(|| {
 
 /// Renders a template for an app: `(file name, document)` for every file that
 /// is not empty, in name order. Problems with parameters become diagnostics.
-pub(super) fn render(
+pub(crate) fn render(
     app: &App,
     name: &Spanned<String>,
     params: &Map<String, Json>,
