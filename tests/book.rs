@@ -8,6 +8,7 @@ pub fn trials() -> Vec<keelson_testkit::harness::Trial> {
     keelson_testkit::trials![
         every_diagnostic_code_is_documented,
         every_kdl_example_parses,
+        seed_snippets_are_the_examples,
     ]
 }
 
@@ -92,4 +93,79 @@ fn every_kdl_example_parses() {
             panic!("{file}:{line}: a ```kdl block is not valid KDL 2: {e:?}\n{code}");
         }
     }
+}
+
+/// The KDL of the seed chapter is the shipped examples' KDL: every block
+/// under `## Seed NNN` appears, line for line (comments and blank lines
+/// aside, paragraph by paragraph), in `examples/seed-NNN-*`, which the tree tests compile. So the
+/// chapter cannot show a setup that does not compile.
+fn seed_snippets_are_the_examples() {
+    let significant = |text: &str| -> Vec<String> {
+        text.lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with("//"))
+            .map(str::to_owned)
+            .collect()
+    };
+    let chapter = std::fs::read_to_string(repo_root().join("book/src/seeds.md")).unwrap();
+    let mut checked = 0;
+    let mut seed: Option<std::path::PathBuf> = None;
+    let mut block: Option<(usize, String)> = None;
+    for (i, line) in chapter.lines().enumerate() {
+        if let Some(number) = line.strip_prefix("## Seed ").map(|r| &r[..3]) {
+            seed = keelson_tests::subdirs(&repo_root().join("examples"))
+                .into_iter()
+                .find(|d| {
+                    d.file_name().is_some_and(|n| {
+                        n.to_string_lossy().starts_with(&format!("seed-{number}-"))
+                    })
+                });
+            assert!(
+                seed.is_some(),
+                "seeds.md:{}: no examples/seed-{number}-*",
+                i + 1
+            );
+            continue;
+        }
+        match &mut block {
+            None if line.trim() == "```kdl" => block = Some((i + 1, String::new())),
+            Some((start, code)) if line.trim() == "```" => {
+                let Some(example) = &seed else {
+                    block = None;
+                    continue;
+                };
+                let mut files: Vec<_> = keelson::check::walk(example)
+                    .into_iter()
+                    .filter(|p| p.extension().is_some_and(|e| e == "kdl"))
+                    .collect();
+                files.sort();
+                let text: Vec<String> = files
+                    .iter()
+                    .flat_map(|f| significant(&std::fs::read_to_string(f).unwrap()))
+                    .collect();
+                // A block may show several pieces of the example, one per
+                // paragraph: each is a run of the example's lines.
+                for piece in code.split("\n\n").map(significant) {
+                    assert!(
+                        piece.is_empty() || text.windows(piece.len()).any(|w| w == piece),
+                        "book/src/seeds.md:{start}: this part of a ```kdl block is not the text \
+                         of {}:\n{}",
+                        example.display(),
+                        piece.join("\n")
+                    );
+                }
+                checked += 1;
+                block = None;
+            }
+            Some((_, code)) => {
+                code.push_str(line);
+                code.push('\n');
+            }
+            None => {}
+        }
+    }
+    assert!(
+        checked >= 6,
+        "expected the seed chapter to show its examples ({checked} blocks)"
+    );
 }
